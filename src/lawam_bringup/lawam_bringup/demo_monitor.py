@@ -1,0 +1,166 @@
+"""Demo monitor: watches a running system and, on shutdown, writes what a person wants to see.
+
+Outputs in `output_dir`: summary.json (chunks, commands, latencies, seams, safety, episodes),
+camera.gif (the primary camera), trajectory.png (EEF x/y/z over time, chunk arrivals marked) and
+subgoal_heatmap.png (the last heatmap the policy published).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from lawam_bringup.plots import save_gif, save_trajectory_png
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "p50": None, "p99": None}
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99))}
+
+
+class DemoRecord:
+    """ROS-free accumulator of everything the summary reports."""
+
+    def __init__(self, system: str):
+        self.system = system
+        self.started = time.monotonic()
+        self.chunk_times: list[float] = []
+        self.inference_ms: list[float] = []
+        self.e2e_ms: list[float] = []
+        self.bridges: dict[str, dict] = {}
+        self.success_edges = 0
+        self.episodes = 0
+        self._last_success = False
+        self._last_chunks_produced = 0
+        self.eef: list[tuple[float, float, float, float]] = []
+        self.frames: list[np.ndarray] = []
+
+    def on_chunk(self, t: float) -> None:
+        self.chunk_times.append(t)
+
+    def on_policy_status(self, chunks_produced: int, latency_ms: float) -> None:
+        if chunks_produced > self._last_chunks_produced and latency_ms > 0:
+            self.inference_ms.append(latency_ms)
+        self._last_chunks_produced = chunks_produced
+
+    def on_bridge_status(self, name: str, status: dict) -> None:
+        prev = self.bridges.get(name)
+        if status["latency_ms"] > 0 and (prev is None or status["chunks_received"] > prev["chunks_received"]):
+            self.e2e_ms.append(status["latency_ms"])
+        self.bridges[name] = status
+
+    def on_success(self, success: bool) -> None:
+        if success and not self._last_success:
+            self.success_edges += 1
+        self._last_success = success
+
+    def on_episode(self) -> None:
+        self.episodes += 1
+
+    def summary(self) -> dict:
+        bridges = self.bridges.values()
+        return {
+            "system": self.system,
+            "duration_s": round(time.monotonic() - self.started, 3),
+            "chunks": len(self.chunk_times),
+            "commands": int(sum(b["commands_sent"] for b in bridges)),
+            "inference_latency_ms": _percentiles(self.inference_ms),
+            "e2e_latency_ms": {k: v for k, v in _percentiles(self.e2e_ms).items() if k != "p50"},
+            "max_seam_step_m": max((b["max_seam_step_m"] for b in bridges), default=None),
+            "safety_rejections": int(sum(sum(b["rejections"].values()) for b in bridges)),
+            "safety_clamps": int(sum(sum(b["clamps"].values()) for b in bridges)),
+            "holds": int(sum(sum(b["holds"].values()) for b in bridges)),
+            "episodes": max(self.episodes, 1 if self.eef or self.chunk_times else 0),
+            "successes": self.success_edges,
+        }
+
+
+def main(args=None) -> None:
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from lawam_msgs.msg import ActionChunk, BridgeStatus, PolicyStatus
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Bool
+
+    from lawam_policy.runtime.images import image_msg_to_rgb
+
+    class DemoMonitor(Node):
+        def __init__(self):
+            super().__init__("demo_monitor")
+            self.output_dir = self.declare_parameter("output_dir", "outputs/demo/latest").value
+            self.system = self.declare_parameter("system", "").value
+            camera = self.declare_parameter("camera_topic", "/camera/color/image_raw").value
+            eef_topic = self.declare_parameter("eef_pose_topic", "/franka_robot_state_broadcaster/current_pose").value
+            self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
+            self.record = DemoRecord(self.system)
+            self._last_frame = -1e9
+            self.heatmap: np.ndarray | None = None
+            self.create_subscription(ActionChunk, "/lawam/action_chunk", lambda m: self.record.on_chunk(self._now()), 10)
+            self.create_subscription(PolicyStatus, "/lawam/policy_status", lambda m: self.record.on_policy_status(
+                m.chunks_produced, m.last_inference_latency_ms), 10)
+            self.create_subscription(BridgeStatus, "/lawam/bridge_status", self._on_bridge, 10)
+            self.create_subscription(Bool, "/lawam_sim/success", lambda m: self.record.on_success(m.data), 10)
+            self.create_subscription(Image, camera, self._on_image, qos_profile_sensor_data)
+            self.create_subscription(Image, "/lawam/subgoal_heatmap", self._on_heatmap, 1)
+            self.create_subscription(PoseStamped, eef_topic, self._on_eef, qos_profile_sensor_data)
+
+        def _now(self) -> float:
+            return self.get_clock().now().nanoseconds * 1e-9
+
+        def _on_bridge(self, m):
+            counts = lambda items: {i.reason: i.count for i in items}  # noqa: E731
+            self.record.on_bridge_status(m.bridge_name, {
+                "commands_sent": m.commands_sent, "chunks_received": m.chunks_received,
+                "max_seam_step_m": m.max_seam_step_m, "latency_ms": m.last_latency_obs_to_first_command_ms,
+                "holds": counts(m.holds), "clamps": counts(m.clamps), "rejections": counts(m.rejections)})
+
+        def _on_image(self, m):
+            t = self._now()
+            if t - self._last_frame >= self.frame_period:
+                self._last_frame = t
+                try:
+                    self.record.frames.append(image_msg_to_rgb(m))
+                except ValueError:
+                    pass
+
+        def _on_heatmap(self, m):
+            try:
+                self.heatmap = image_msg_to_rgb(m)
+            except ValueError:
+                pass
+
+        def _on_eef(self, m):
+            p = m.pose.position
+            self.record.eef.append((self._now(), p.x, p.y, p.z))
+
+        def write(self) -> None:
+            os.makedirs(self.output_dir, exist_ok=True)
+            with open(os.path.join(self.output_dir, "summary.json"), "w") as f:
+                json.dump(self.record.summary(), f, indent=2)
+            if self.record.frames:
+                save_gif(os.path.join(self.output_dir, "camera.gif"), self.record.frames, fps=1.0 / self.frame_period)
+            if self.record.eef:
+                save_trajectory_png(os.path.join(self.output_dir, "trajectory.png"), self.record.eef,
+                                    self.record.chunk_times)
+            if self.heatmap is not None:
+                from PIL import Image as PILImage
+                PILImage.fromarray(self.heatmap).save(os.path.join(self.output_dir, "subgoal_heatmap.png"))
+
+    rclpy.init(args=args)
+    node = DemoMonitor()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.write()
+        node.get_logger().info(f"demo outputs written to {os.path.abspath(node.output_dir)}")
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,27 @@
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "lawam_training"
+data_files = [
+    ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+    (f"share/{package_name}", ["package.xml"]),
+]
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=data_files,
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="LaWAM maintainers",
+    maintainer_email="lawam@example.com",
+    description='LaWAM training: teleop recording and rosbag import into LeRobot datasets, stage-1/stage-2 training, finetune.',
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            
+        ],
+    },
+)
