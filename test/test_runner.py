@@ -1,0 +1,102 @@
+"""`lawam launch`: process supervision and command-line errors."""
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from lawam_bringup.runner import ProcessPlan, Runner
+from lawam_bringup.systems import NodeSpec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAWAM = os.path.join(ROOT, ".venv", "bin", "lawam")
+
+
+def _child(name, body, required=True):
+    """A stand-in node: a Python process running `body`, writing what happened to stdout."""
+    code = textwrap.dedent("""
+        import signal, sys, time
+        print("up", flush=True)
+    """) + textwrap.dedent(body)
+    return ProcessPlan(NodeSpec("pkg", "exe", name, required=required), [sys.executable, "-c", code])
+
+
+STAYS_UP_UNTIL_SIGINT = """
+    try:
+        while True: time.sleep(0.05)
+    except KeyboardInterrupt:
+        print("got SIGINT, cleaning up", flush=True)
+"""
+IGNORES_SIGINT = """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(0)))
+    while True: time.sleep(0.05)
+"""
+
+
+def _wait_until_up(runner, out, names):
+    import time
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(f"[{n}] up" in out.getvalue() for n in names):
+        time.sleep(0.05)
+
+
+def test_required_node_death_stops_everything_with_nonzero_exit():
+    out = io.StringIO()
+    runner = Runner([_child("steady", STAYS_UP_UNTIL_SIGINT),
+                     _child("crashy", "time.sleep(0.5); sys.exit(3)")], dict(os.environ), out=out)
+    runner.start()
+    code = runner.wait(duration=60)
+    log = out.getvalue()
+    assert code == 1
+    assert "required node crashy exited with code 3" in log
+    assert "[steady] got SIGINT, cleaning up" in log
+    assert all(p.poll() is not None for p in runner.procs.values())
+
+
+def test_optional_node_death_does_not_stop_the_system():
+    out = io.StringIO()
+    runner = Runner([_child("steady", STAYS_UP_UNTIL_SIGINT),
+                     _child("optional", "sys.exit(4)", required=False)], dict(os.environ), out=out)
+    runner.start()
+    code = runner.wait(duration=2.0)
+    assert code == 0
+    assert "duration of 2 s reached" in out.getvalue()
+    assert "[steady] got SIGINT" in out.getvalue()
+
+
+def test_sigint_then_sigterm_after_timeout(tmp_path):
+    out = io.StringIO()
+    runner = Runner([_child("stubborn", IGNORES_SIGINT)], dict(os.environ), log_dir=str(tmp_path),
+                    sigint_timeout=1.0, out=out)
+    runner.start()
+    _wait_until_up(runner, out, ["stubborn"])
+    runner.request_stop()
+    assert runner.wait() == 0
+    log = out.getvalue()
+    assert "sending SIGTERM to stubborn" in log and "[stubborn] got SIGTERM" in log
+    # each node's output also lands in its own log file, unprefixed
+    assert (tmp_path / "stubborn.log").read_text().splitlines()[:1] == ["up"]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["launch", "nope"], "unknown system 'nope'; valid: franka_pick_place, quanta_towel_fold"),
+    (["launch", "franka_pick_place", "colour:=red"], "unknown argument 'colour'"),
+    (["launch", "franka_pick_place", "use_sim:=maybe"], "bad value 'maybe' for argument 'use_sim'; valid: true, false"),
+    (["launch", "franka_pick_place", "use_sim=true"], "expected name:=value"),
+    (["fly"], "unknown command 'fly'"),
+])
+def test_bad_input_is_one_line_with_choices_and_exit_2(argv, expected):
+    out = subprocess.run([LAWAM, *argv], capture_output=True, text=True)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_list_shows_systems_with_arguments():
+    out = subprocess.run([LAWAM, "launch", "--list"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "use_sim:='true' {true|false}" in out.stdout
+    assert "left_wrist_camera:='/cam_left_wrist/image_raw'" in out.stdout
