@@ -88,7 +88,10 @@ def main(args=None) -> None:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Bool
 
-    from lawam_policy.runtime.images import image_msg_to_rgb
+    from lawam_policy.runtime.images import decode_raw
+
+    def image_msg_to_rgb(m):
+        return decode_raw(m.encoding, m.height, m.width, m.step, m.data)
 
     class DemoMonitor(Node):
         def __init__(self):
