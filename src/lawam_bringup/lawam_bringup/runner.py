@@ -45,6 +45,10 @@ def plan(system_name: str, overrides: dict[str, str], scratch_dir: str) -> list[
     plans = []
     for spec in get_system(system_name).resolve(overrides):
         files = [os.path.join(cfg, f) for f in spec.param_files]
+        for path in files:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"parameter file {path} of node '{spec.name}' is not installed "
+                                        f"(rebuild: make build)")
         if spec.parameters:
             # Overrides go through a params file, as launch_ros does with dict parameters: no
             # re-quoting of strings, lists or empty values on a command line.

@@ -112,7 +112,6 @@ def _franka_pick_place(args: dict) -> list[NodeSpec]:
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
-                              parameters={"scene": "pick_place"},
                               remappings=(("/camera/color/image_raw", args["primary_camera"]),)))
     nodes.append(_policy(args, "franka_panda", cameras, "put the red cube in the bowl"))
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge", param_files=("franka_bridge.yaml",),
