@@ -22,7 +22,8 @@ setup(
     entry_points={
         "console_scripts": [
             'franka_twin = lawam_sim.nodes.franka_twin:main',
-            'quanta_twin = lawam_sim.nodes.quanta_twin:main'
+            'quanta_twin = lawam_sim.nodes.quanta_twin:main',
+            'lawam-eval = lawam_sim.nodes.evaluate:main'
         ],
     },
 )

@@ -1,0 +1,1 @@
+"""Cartesian controllers: operational-space control (torque arms) and damped-least-squares IK (position arms)."""

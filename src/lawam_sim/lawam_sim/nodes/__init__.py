@@ -1,0 +1,1 @@
+"""Thin rclpy adapters around the ROS-free twins (franka_twin, quanta_twin)."""

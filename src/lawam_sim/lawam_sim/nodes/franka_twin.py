@@ -1,0 +1,66 @@
+"""franka_twin: the MuJoCo Franka Panda behind the Franka bridge's topic contract (see config/franka_twin.yaml).
+
+In:  PoseStamped targets (frame panda_link0) on ``pose_target_topic``; gripper width (m, 0..0.08) on
+     ``gripper_width_topic``.
+Out: /clock, measured EEF PoseStamped (best effort), /joint_states, finger joint states (each = width / 2),
+     rgb8 camera images, success Bool, ``~/stats`` (JSON counters), teleop ActionChunks when ``expert`` is on.
+Service: ``~/reset`` (lawam_msgs/srv/Reset; seed < 0 = next evaluation seed).
+"""
+from __future__ import annotations
+
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64
+
+from lawam_sim.nodes.twin_node import BEST_EFFORT, IMAGES, RELIABLE, TwinNode, run
+from lawam_sim.scenes.franka import ARM_JOINTS, MAX_WIDTH
+
+
+class FrankaTwin(TwinNode):
+    embodiment = "franka_panda"
+    default_scene = "franka_pick_place"
+
+    def __init__(self):
+        super().__init__("franka_twin")
+
+    def _setup_io(self) -> None:
+        P = self.declare_parameter
+        self.create_subscription(PoseStamped, P("pose_target_topic",
+                                                "/cartesian_impedance_example_controller/equilibrium_pose").value,
+                                 lambda m: self._pose_target("arm", m), BEST_EFFORT)
+        self.create_subscription(Float64, P("gripper_width_topic", "/franka_gripper/width_command").value,
+                                 self._on_width, RELIABLE)
+        self.pose_pub = self.create_publisher(
+            PoseStamped, P("current_pose_topic", "/franka_robot_state_broadcaster/current_pose").value, BEST_EFFORT)
+        self.js_pub = self.create_publisher(JointState, P("joint_states_topic", "/joint_states").value, RELIABLE)
+        self.finger_pub = self.create_publisher(
+            JointState, P("finger_joint_states_topic", "/franka_gripper/joint_states").value, RELIABLE)
+        self.arm_id = P("arm_id", "panda").value
+        self.camera_pubs.append(("front", self.create_publisher(
+            Image, P("camera_topic", "/camera/color/image_raw").value, IMAGES)))
+        if P("wrist_camera", False).value:
+            self.camera_pubs.append(("handcam_rgb", self.create_publisher(
+                Image, P("wrist_camera_topic", "/wrist_camera/color/image_raw").value, IMAGES)))
+
+    def _on_width(self, msg: Float64) -> None:
+        # width (m) 0..0.08 -> opening 0..1 (the scene clips to the hand's range)
+        self._gripper_opening("arm", float(msg.data) / MAX_WIDTH)
+
+    def _publish_state(self, stamp) -> None:
+        self.pose_pub.publish(self._pose_stamped(stamp, "arm"))
+        self.js_pub.publish(self._joint_state_msg(stamp, ARM_JOINTS,
+                                                  [f"{self.arm_id}_joint{i}" for i in range(1, 8)]))
+        half = self.scene.finger_width() / 2
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = [f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"]
+        js.position = [half, half]
+        self.finger_pub.publish(js)
+
+
+def main(args=None) -> None:
+    run(FrankaTwin, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Shared rclpy plumbing of the twins: a simulation thread owns the scene (steps it, publishes /clock, states,
+images and success); the executor thread only receives commands and Reset requests and queues them in an
+inbox that the sim thread drains at every tick. No lock is shared, so a busy sim thread can never starve the
+command callbacks, and only the newest admitted pose target per arm and tick is solved (IK is not free).
+
+Timing: the sim thread advances in ticks of ``1 / state_rate_hz`` seconds of sim time and paces itself to
+``real_time_factor`` (0 = as fast as possible). When rendering makes the sim slower than real time, /clock
+simply advances slower: consumers run on ``use_sim_time``. Stamps of everything the twin publishes are sim
+time.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Pose, PoseStamped
+from lawam_msgs.msg import ActionChunk, ArmTrajectory
+from lawam_msgs.srv import Reset
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+from builtin_interfaces.msg import Time as TimeMsg
+
+from lawam_sim.experts import make_expert
+from lawam_sim.rendering import CameraRig
+from lawam_sim.scenes import make_scene
+from lawam_sim.seeds import EvalSeedCycler
+
+BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+IMAGES = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+def sim_stamp(t: float) -> TimeMsg:
+    sec = int(t)
+    return TimeMsg(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def pose_msg(pos, quat_xyzw) -> Pose:
+    p = Pose()
+    p.position.x, p.position.y, p.position.z = (float(v) for v in pos)
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (float(v) for v in quat_xyzw)
+    return p
+
+
+def pose_from_msg(p: Pose) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([p.position.x, p.position.y, p.position.z]),
+            np.array([p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]))
+
+
+class TwinNode(Node):
+    """Subclasses set ``embodiment``, ``default_scene``, declare their topics in ``_setup_io`` and publish
+    their robot-specific state in ``_publish_state``."""
+
+    embodiment = ""
+    default_scene = ""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        P = self.declare_parameter
+        self.scene_name = P("scene", self.default_scene).value
+        physics_hz = float(P("physics_hz", 500.0).value)
+        self.rtf = float(P("real_time_factor", 1.0).value)
+        self.state_rate = float(P("state_rate_hz", 250.0).value)
+        self.camera_rate = float(P("camera_rate_hz", 15.0).value)
+        w, h = int(P("image_width", 224).value), int(P("image_height", 224).value)
+        self.publish_clock = bool(P("publish_clock", True).value)
+        self.expert_on = bool(P("expert", False).value)
+        self.expert_direct = bool(P("expert_apply_directly", True).value)
+        self.teleop_topic = P("teleop_topic", "/lawam/teleop/command").value
+        self.success_topic = P("success_topic", "/lawam_sim/success").value
+        initial_seed = int(P("seed", -1).value)
+        ws_lo = P("workspace_min", [0.0]).value
+        ws_hi = P("workspace_max", [0.0]).value
+        workspace = (list(ws_lo), list(ws_hi)) if len(ws_lo) == 3 and len(ws_hi) == 3 else None
+
+        self.scene = make_scene(self.scene_name, physics_hz=physics_hz, workspace=workspace)
+        self.rig = CameraRig(self.scene.model, w, h)
+        self.seeds = EvalSeedCycler()
+        self.inbox: collections.deque = collections.deque()  # (kind, ...) commands for the sim thread
+        self.expert = None
+        self._chunk_id = 0
+        self._warned: set[str] = set()
+
+        self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE)
+        self.success_pub = self.create_publisher(Bool, self.success_topic, RELIABLE)
+        self.stats_pub = self.create_publisher(String, "~/stats", RELIABLE)
+        self.teleop_pub = self.create_publisher(ActionChunk, self.teleop_topic, RELIABLE) if self.expert_on else None
+        self.camera_pubs: list[tuple[str, object]] = []  # (mujoco camera, publisher)
+        self._setup_io()
+        self.create_service(Reset, "~/reset", self._on_reset)
+
+        self._reset(initial_seed)
+        self._running = True
+        self._thread = threading.Thread(target=self._sim_loop, name="sim", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"{self.scene_name}: {physics_hz:.0f} Hz physics, {w}x{h} images at {self.camera_rate} Hz, "
+            f"expert={'on' if self.expert_on else 'off'}, seed {self.scene.seed}")
+
+    # ----- subclass hooks ------------------------------------------------------------------------
+    def _setup_io(self) -> None:
+        raise NotImplementedError
+
+    def _publish_state(self, stamp: TimeMsg) -> None:
+        raise NotImplementedError
+
+    # ----- commands (executor thread) ------------------------------------------------------------
+    def _warn_once(self, key: str, msg: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(msg + " (logged once)")
+
+    def _pose_target(self, arm: str, msg: PoseStamped) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.scene.frame_id:
+            self.inbox.append(("refuse", arm, "wrong_frame"))
+            self._warn_once(f"frame_{arm}", f"{arm}: target in frame {msg.header.frame_id!r} refused, expected "
+                                            f"{self.scene.frame_id!r}")
+            return
+        self.inbox.append(("pose", arm, *pose_from_msg(msg.pose)))
+
+    def _gripper_opening(self, arm: str, opening: float) -> None:
+        self.inbox.append(("gripper", arm, float(opening)))
+
+    def _on_reset(self, req: Reset.Request, resp: Reset.Response) -> Reset.Response:
+        done, result = threading.Event(), {}
+        self.inbox.append(("reset", int(req.seed), done, result))
+        if not done.wait(timeout=30.0):
+            resp.success, resp.message = False, "reset timed out: the simulation thread did not respond"
+        elif "error" in result:
+            resp.success, resp.message = False, f"reset failed: {result['error']}"
+        else:
+            resp.success, resp.message = True, f"reset {self.scene_name} to seed {result['seed']}"
+        return resp
+
+    def _reset(self, seed: int) -> int:
+        """Sim thread (or before it starts) only."""
+        seed = self.seeds.next() if seed < 0 else seed
+        self.scene.reset(seed)
+        self.expert = make_expert(self.scene) if self.expert_on else None
+        self._last_success = None
+        self._rewound = True
+        return seed
+
+    def _apply(self, cmd: tuple) -> None:
+        """Apply one queued command, in the sim thread."""
+        kind = cmd[0]
+        if kind == "gripper":
+            _, arm, opening = cmd
+            if not self.scene.set_gripper(arm, opening):
+                self._warn_once(f"grip_{arm}", f"{arm}: non-finite gripper command refused")
+        elif kind == "refuse":
+            _, arm, reason = cmd
+            self.scene.gates[arm].refusals[reason] += 1
+        elif kind == "reset":
+            _, seed, done, result = cmd
+            try:
+                result["seed"] = self._reset(seed)
+            except Exception as e:  # noqa: BLE001 - report any scene failure to the caller
+                result["error"] = str(e)
+            done.set()
+
+    def _drain_inbox(self) -> None:
+        newest_pose = {}
+        while self.inbox:
+            cmd = self.inbox.popleft()
+            if cmd[0] == "pose":
+                _, arm, pos, quat = cmd
+                ok, reason = self.scene.gates[arm].admit(pos, quat)
+                if ok:
+                    newest_pose[arm] = (pos, quat)
+                else:
+                    self._warn_once(f"refuse_{arm}_{reason}", f"{arm}: pose target refused ({reason}): {pos}")
+            else:
+                if cmd[0] == "reset":
+                    newest_pose.clear()  # targets sent before a reset do not apply to the new episode
+                self._apply(cmd)
+        for arm, (pos, quat) in newest_pose.items():
+            self.scene.set_target(arm, pos, quat)
+
+    # ----- simulation thread ---------------------------------------------------------------------
+    def _sim_loop(self) -> None:
+        try:
+            self._run_sim()
+        except Exception:  # noqa: BLE001
+            if self._running and rclpy.ok():
+                raise
+            # publishing raced with shutdown (Ctrl-C / SIGTERM): nothing to report
+        finally:
+            self.rig.close()  # the GL context belongs to this thread: release it here, not in __del__
+
+    def _run_sim(self) -> None:
+        s = self.scene
+        tick_steps = max(1, int(round(1.0 / (self.state_rate * s.dt))))
+        self._rewound = True
+        while self._running and rclpy.ok():
+            self._drain_inbox()
+            if self._rewound:  # start or reset: restart pacing and schedules from the new sim time
+                self._rewound = False
+                wall0, sim0 = time.monotonic(), s.time
+                next_cam = next_expert = next_stats = s.time
+            if self.expert is not None and s.time >= next_expert - 1e-9:
+                self._expert_step()
+                next_expert = s.time + 1.0 / self.expert.control_hz
+            s.step(tick_steps)
+            now = s.time
+            stamp = sim_stamp(now)
+            if self.publish_clock:
+                self.clock_pub.publish(Clock(clock=stamp))
+            self._publish_state(stamp)
+            if self.camera_pubs and now >= next_cam - 1e-9:
+                self._publish_images(stamp)
+                next_cam = now + 1.0 / self.camera_rate
+            success = s.success()
+            if success != self._last_success:
+                self.success_pub.publish(Bool(data=bool(success)))
+                self._last_success = success
+            if now >= next_stats - 1e-9:
+                self.success_pub.publish(Bool(data=bool(success)))  # periodic, for late joiners
+                self._publish_stats()
+                next_stats = now + 1.0
+            if self.rtf > 0:
+                ahead = (now - sim0) / self.rtf - (time.monotonic() - wall0)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def _expert_step(self) -> None:
+        s = self.scene
+        action = self.expert.act(s)
+        msg = ActionChunk()
+        msg.header.stamp = sim_stamp(s.time)
+        msg.header.frame_id = s.frame_id
+        msg.chunk_id = self._chunk_id
+        self._chunk_id += 1
+        msg.embodiment = self.embodiment
+        msg.arm_names = list(s.arms)
+        msg.control_rate_hz = float(self.expert.control_hz)
+        msg.horizon_s = 1.0 / self.expert.control_hz
+        msg.time_offsets_s = [0.0]
+        for arm in s.arms:
+            pos, quat, opening = action[arm]
+            tr = ArmTrajectory()
+            tr.poses = [pose_msg(pos, quat)]
+            tr.gripper_openings = [float(opening)]
+            msg.arms.append(tr)
+            if self.expert_direct:
+                s.set_target(arm, pos, quat)
+                s.set_gripper(arm, opening)
+        self.teleop_pub.publish(msg)
+
+    def _publish_images(self, stamp: TimeMsg) -> None:
+        for cam, pub in self.camera_pubs:
+            img = self.rig.render(self.scene.data, cam)
+            m = Image()
+            m.header.stamp = stamp
+            m.header.frame_id = cam
+            m.height, m.width = int(img.shape[0]), int(img.shape[1])
+            m.encoding = "rgb8"
+            m.is_bigendian = 0
+            m.step = m.width * 3
+            m.data = img.tobytes()
+            pub.publish(m)
+
+    def _publish_stats(self) -> None:
+        s = self.scene
+        stats = {"scene": self.scene_name, "seed": s.seed, "sim_time_s": round(s.time, 3),
+                 "refusals": dict(s.refusals()), "clamps": dict(s.clamps),
+                 "metrics": {k: (float(v) if not isinstance(v, bool) else v) for k, v in s.metrics().items()}}
+        self.stats_pub.publish(String(data=json.dumps(stats)))
+
+    def _joint_state_msg(self, stamp: TimeMsg, names: list[str], ros_names: list[str] | None = None) -> JointState:
+        q, v, f = self.scene.joint_state(names)
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = ros_names or names
+        js.position, js.velocity, js.effort = q.tolist(), v.tolist(), f.tolist()
+        return js
+
+    def _pose_stamped(self, stamp: TimeMsg, arm: str) -> PoseStamped:
+        pos, quat = self.scene.eef_pose(arm)
+        m = PoseStamped()
+        m.header.stamp = stamp
+        m.header.frame_id = self.scene.frame_id
+        m.pose = pose_msg(pos, quat)
+        return m
+
+    def destroy_node(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def run(node_cls, args=None) -> None:
+    rclpy.init(args=args)
+    node = node_cls()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node._running = False
+        try:
+            node.destroy_node()
+        except KeyboardInterrupt:  # rclpy's SIGINT handler also raises it, possibly during the join
+            pass
+        rclpy.try_shutdown()
