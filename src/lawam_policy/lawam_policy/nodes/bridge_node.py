@@ -1,0 +1,225 @@
+"""Shared rclpy adapter of the robot bridges: ActionChunk in, PoseStamped targets out at the controller rate.
+
+All decisions live in runtime.BridgeCore; this node only moves messages. The control loop runs in its own
+thread on the steady clock at `control_rate_hz` (an rclpy timer at 1 kHz loses ticks to executor overhead:
+~870 Hz and 5-6 ms p99 period on the 2-core CI machine, vs. 1 kHz and 2-3 ms with the thread), while "now"
+(chunk due times, command stamps) is the ROS clock: under `use_sim_time` a tick whose sim time has not
+advanced sends nothing, so the stream follows the twin's /clock instead of repeating stale commands.
+Subscriptions and services run in the executor; a lock keeps them and the tick apart.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from lawam_msgs.msg import ActionChunk, BridgeStatus
+from lawam_msgs.srv import Reset, SetEnabled
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from ..runtime.bridge_core import BridgeConfig, BridgeCore, TickResult
+from ..runtime.safety import SafetyLimits
+from .common import declare, fill_pose, logger_fn, msg_to_chunk, pose_to_arrays, reason_counts
+
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+class BridgeNode(Node):
+    """Base class; subclasses set the defaults, implement `send_grippers` and call `start_control()` at the
+    end of their __init__ (the control thread must not tick before their gripper outputs exist)."""
+
+    DEFAULTS: dict = {}
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        d = self.DEFAULTS
+        p = lambda name, desc: declare(self, name, d[name], desc)  # noqa: E731
+        self.embodiment = p("embodiment", "action layout name the chunks must have")
+        self.arm_names = tuple(p("arm_names", "arms in chunk order"))
+        self.frame_id = p("frame_id", "robot base frame of the streamed targets")
+        chunk_topic = p("chunk_topic", "lawam_msgs/ActionChunk input")
+        status_topic = p("status_topic", "lawam_msgs/BridgeStatus output")
+        target_topics = list(p("target_topics", "PoseStamped target per arm (controller input)"))
+        measured_topics = list(p("measured_pose_topics", "measured EEF PoseStamped per arm (best effort)"))
+        self.control_rate_hz = float(p("control_rate_hz", "command stream rate (Hz)"))
+        status_rate = float(p("status_rate_hz", "BridgeStatus rate (Hz)"))
+        limits = SafetyLimits(
+            workspace_min=tuple(p("workspace_min", "workspace box lower corner [x, y, z] (m)")),
+            workspace_max=tuple(p("workspace_max", "workspace box upper corner [x, y, z] (m)")),
+            max_linear_speed=p("max_linear_speed", "m/s"),
+            max_angular_speed=p("max_angular_speed", "rad/s"),
+            max_linear_accel=p("max_linear_accel", "m/s^2"),
+            max_angular_accel=p("max_angular_accel", "rad/s^2"),
+            gripper_min=p("gripper_min", "lowest gripper opening commanded"),
+            gripper_max=p("gripper_max", "highest gripper opening commanded"),
+            max_start_distance_m=p("max_start_distance_m", "first target farther than this from the measured "
+                                                           "pose is refused"),
+            max_start_angle_rad=p("max_start_angle_rad", "same for orientation"),
+            startup_ramp_s=p("startup_ramp_s", "speed limits ramp up over this time after start / reset"),
+            startup_speed_scale=p("startup_speed_scale", "fraction of the speed limits at the ramp start"),
+        )
+        self.config = BridgeConfig(
+            arm_names=self.arm_names, embodiment=self.embodiment, control_rate_hz=self.control_rate_hz,
+            execution_delay_s=p("execution_delay_s", "added to every step's due time (s)"),
+            blend_window_s=p("blend_window_s", "seam blend window (s); 0 switches chunks at once"),
+            interpolation=p("interpolation", "position interpolation: linear or cubic"),
+            limits=limits, initial_gripper=p("initial_gripper", "opening before the first chunk"),
+            frame_id=self.frame_id)
+        if len(target_topics) != len(self.arm_names) or len(measured_topics) != len(self.arm_names):
+            raise ValueError(f"need one target and one measured-pose topic per arm {list(self.arm_names)}")
+        self.core = BridgeCore(self.config, log=logger_fn(self))
+
+        self._target_pubs = [self.create_publisher(PoseStamped, t, COMMAND_QOS) for t in target_topics]
+        self._status_pub = self.create_publisher(BridgeStatus, status_topic, 10)
+        self.create_subscription(ActionChunk, chunk_topic, self._on_chunk, CHUNK_QOS)
+        for i, topic in enumerate(measured_topics):
+            self.create_subscription(PoseStamped, topic, lambda m, i=i: self._on_measured(i, m),
+                                     qos_profile_sensor_data)
+        self.create_service(SetEnabled, "~/set_enabled", self._on_set_enabled)
+        self.create_service(Reset, "~/reset", self._on_reset)
+        self._lock = threading.Lock()  # BridgeCore is used from the executor and the control thread
+        self._cmd = PoseStamped()
+        self._cmd.header.frame_id = self.frame_id
+        self.create_timer(1.0 / status_rate, self._publish_status, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._stop = threading.Event()
+        self._control = threading.Thread(target=self._control_loop, name=f"{node_name}-control", daemon=True)
+        self.get_logger().info(f"{node_name}: {self.embodiment} arms {list(self.arm_names)} -> {target_topics} at "
+                               f"{self.control_rate_hz:g} Hz, chunks from {chunk_topic}")
+
+    # ---- callbacks -----------------------------------------------------------------------------
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        chunk = msg_to_chunk(msg)
+        with self._lock:
+            self.core.on_chunk(chunk, self.now_s())
+
+    def _on_measured(self, arm: int, msg: PoseStamped) -> None:
+        pos, q = pose_to_arrays(msg.pose)
+        with self._lock:
+            self.core.on_measured_pose(arm, pos, q)
+
+    def _on_set_enabled(self, request, response):
+        with self._lock:
+            self.core.set_enabled(request.enabled)
+        response.success = True
+        response.message = "motion enabled" if request.enabled else "motion disabled: holding"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_reset(self, request, response):
+        with self._lock:
+            self.core.reset()
+            self.reset_grippers()
+        response.success = True
+        response.message = "bridge reset: holding, restarting from the measured pose"
+        self.get_logger().info(response.message)
+        return response
+
+    def _control_loop(self) -> None:
+        period = 1.0 / self.control_rate_hz
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -period:  # fell behind (CPU starved): skip the missed ticks, do not burst
+                deadline = time.monotonic()
+            try:
+                self._tick()
+            except Exception as err:  # noqa: BLE001 - a failing tick must be visible, not kill the stream
+                if not rclpy.ok(context=self.context):
+                    return
+                self.get_logger().error(f"control tick failed: {type(err).__name__}: {err}",
+                                        throttle_duration_sec=5.0)
+
+    def start_control(self) -> None:
+        self._control.start()
+
+    def destroy_node(self):
+        self._stop.set()
+        if self._control.is_alive():
+            self._control.join(timeout=2.0)
+        return super().destroy_node()
+
+    def _tick(self) -> None:
+        now = self.get_clock().now()
+        with self._lock:
+            result = self.core.tick(now.nanoseconds * 1e-9)
+        if result is None or result.commands is None:
+            return
+        stamp = now.to_msg()
+        self._cmd.header.stamp = stamp
+        for pub, cmd in zip(self._target_pubs, result.commands):
+            fill_pose(self._cmd.pose, cmd.position, cmd.quat)
+            pub.publish(self._cmd)
+        self.send_grippers(result, now.nanoseconds * 1e-9)
+
+    def send_grippers(self, result: TickResult, now: float) -> None:
+        raise NotImplementedError
+
+    def reset_grippers(self) -> None:
+        pass
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            s = self.core.status()
+        msg = BridgeStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.bridge_name = self.get_name()
+        msg.embodiment = self.embodiment
+        msg.enabled = s["enabled"]
+        msg.commands_sent = s["commands_sent"]
+        msg.chunks_received = s["chunks_received"]
+        msg.holds = reason_counts(s["holds"])
+        msg.clamps = reason_counts(s["clamps"])
+        msg.rejections = reason_counts(s["rejections"])
+        msg.max_seam_step_m = float(s["max_seam_step_m"])
+        msg.last_latency_obs_to_first_command_ms = float(s["last_latency_obs_to_first_command_ms"])
+        self._status_pub.publish(msg)
+
+
+class TopicGrippers:
+    """Gripper commands as std_msgs/Float64 on one topic per arm, sent when the value changes (and at
+    `keepalive_s` otherwise) rather than at the full control rate."""
+
+    def __init__(self, node: Node, topics: list[str], scale: float = 1.0, keepalive_s: float = 0.1):
+        from std_msgs.msg import Float64
+        self._msg_type = Float64
+        self._pubs = [node.create_publisher(Float64, t, COMMAND_QOS) for t in topics]
+        self.scale = scale
+        self.keepalive_s = keepalive_s
+        self._last = [None] * len(topics)
+        self._last_time = [-np.inf] * len(topics)
+
+    def send(self, openings: list[float], now: float) -> None:
+        for i, (pub, opening) in enumerate(zip(self._pubs, openings)):
+            value = float(opening) * self.scale
+            if self._last[i] is None or abs(value - self._last[i]) > 1e-6 or now - self._last_time[i] >= \
+                    self.keepalive_s or now < self._last_time[i]:
+                pub.publish(self._msg_type(data=value))
+                self._last[i], self._last_time[i] = value, now
+
+
+def spin_node(node_factory, args=None) -> None:
+    """Standard main(): init, spin until Ctrl-C / SIGTERM, shut down cleanly."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,96 @@
+"""Message <-> runtime conversions and small rclpy helpers shared by the nodes."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose
+from lawam_msgs.msg import ActionChunk, ArmTrajectory, ReasonCount
+from rcl_interfaces.msg import ParameterDescriptor
+
+from ..runtime.chunk import Chunk
+
+
+def stamp_to_sec(stamp) -> float:
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def sec_to_stamp(t: float) -> Time:
+    ns = int(round(t * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def logger_fn(node):
+    """(level, message) -> node logger; one call site per severity (rclpy refuses to change the severity
+    of a call site between calls)."""
+    logger = node.get_logger()
+
+    def log(level: str, message: str) -> None:
+        if level == "error":
+            logger.error(message)
+        elif level == "warn":
+            logger.warning(message)
+        else:
+            logger.info(message)
+    return log
+
+
+def declare(node, name: str, default, description: str):
+    """Declare a parameter with a default and a description; returns its value."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+
+def pose_to_arrays(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    p, q = pose.position, pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+
+
+def fill_pose(pose: Pose, position, quat) -> Pose:
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in quat)
+    return pose
+
+
+def chunk_to_msg(chunk: Chunk) -> ActionChunk:
+    msg = ActionChunk()
+    msg.header.stamp = sec_to_stamp(chunk.obs_stamp)
+    msg.header.frame_id = chunk.frame_id
+    msg.chunk_id = int(chunk.chunk_id)
+    msg.embodiment = chunk.embodiment
+    msg.arm_names = list(chunk.arm_names)
+    msg.control_rate_hz = float(chunk.control_rate_hz)
+    msg.horizon_s = float(chunk.horizon_s)
+    msg.time_offsets_s = [float(t) for t in chunk.time_offsets]
+    for a in range(len(chunk.arm_names)):
+        arm = ArmTrajectory()
+        arm.poses = [fill_pose(Pose(), chunk.positions[a, k], chunk.quats[a, k]) for k in range(chunk.num_steps)]
+        arm.gripper_openings = [float(g) for g in chunk.grippers[a]]
+        msg.arms.append(arm)
+    return msg
+
+
+def msg_to_chunk(msg: ActionChunk) -> Chunk:
+    """Message -> Chunk without judging it (the executor validates; ragged arms become a bad_layout)."""
+    h = len(msg.time_offsets_s)
+    a = len(msg.arms)
+    positions = np.full((a, h, 3), np.nan)
+    quats = np.full((a, h, 4), np.nan)
+    grippers = np.full((a, h), np.nan)
+    ragged = False
+    for i, arm in enumerate(msg.arms):
+        if len(arm.poses) != h or len(arm.gripper_openings) != h:
+            ragged = True
+            continue
+        for k, pose in enumerate(arm.poses):
+            positions[i, k], quats[i, k] = pose_to_arrays(pose)
+        grippers[i] = np.asarray(arm.gripper_openings, dtype=float)
+    chunk = Chunk(obs_stamp=stamp_to_sec(msg.header.stamp), time_offsets=np.asarray(msg.time_offsets_s, float),
+                  positions=positions, quats=quats, grippers=grippers, arm_names=tuple(msg.arm_names),
+                  chunk_id=int(msg.chunk_id), embodiment=msg.embodiment, control_rate_hz=msg.control_rate_hz,
+                  horizon_s=msg.horizon_s, frame_id=msg.header.frame_id)
+    if ragged or len(msg.arm_names) != a:
+        chunk.arm_names = tuple(msg.arm_names) + ("<ragged>",)  # fails the layout check with a clear reason
+    return chunk
+
+
+def reason_counts(counter: dict) -> list:
+    return [ReasonCount(reason=str(k), count=int(v)) for k, v in sorted(counter.items())]

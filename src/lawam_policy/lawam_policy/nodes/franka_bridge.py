@@ -1,0 +1,201 @@
+"""Franka Panda bridge (franka_ros2 conventions): Cartesian equilibrium-pose targets + gripper actions.
+
+Targets go to the Cartesian impedance controller's PoseStamped topic; the controller must track a streamed
+target with impedance (franka_ros2's example controller runs its own demo motion, see the README). The
+gripper: franka_msgs Grasp/Move actions when franka_msgs is importable (sent only on threshold crossings
+with hysteresis, pre-empted on reversal), otherwise a std_msgs/Float64 width (m) on a topic.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+
+from rclpy.action import ActionClient
+
+from ..runtime.bridge_core import TickResult
+from ..runtime.gripper import Cancel, GraspGoal, GripperGoalConfig, GripperGoalLogic, MoveGoal
+from .bridge_node import BridgeNode, TopicGrippers, spin_node
+from .common import declare
+
+GRIPPER_MODES = ("auto", "action", "topic", "none")
+
+
+def load_franka_actions():
+    """(Grasp, Move) from franka_msgs, or None when it is not installed."""
+    try:
+        mod = importlib.import_module("franka_msgs.action")
+        return mod.Grasp, mod.Move
+    except ImportError:
+        return None
+
+
+class FrankaGripperActions:
+    """Sends the GripperGoalLogic's goals through Grasp/Move action clients.
+
+    `grasp_type` / `move_type` are action types shaped like franka_msgs' (Grasp.Goal: width, epsilon.inner,
+    epsilon.outer, speed, force; Move.Goal: width, speed); the clients are injectable for tests.
+    """
+
+    def __init__(self, node, logic: GripperGoalLogic, grasp_type=None, move_type=None, grasp_name="",
+                 move_name="", grasp_client=None, move_client=None):
+        self.node = node
+        self.logic = logic
+        self.grasp_type, self.move_type = grasp_type, move_type
+        self.grasp_client = grasp_client or ActionClient(node, grasp_type, grasp_name)
+        self.move_client = move_client or ActionClient(node, move_type, move_name)
+        self._handle = None  # goal handle of the running goal
+        self._warned_unavailable = False
+        # update() runs in the bridge's control thread, the goal callbacks in the executor; re-entrant
+        # because rclpy may run a callback at once when its future is already done.
+        self._lock = threading.RLock()
+
+    def update(self, opening: float) -> None:
+        with self._lock:
+            self._update(opening)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.logic.reset()
+
+    def _update(self, opening: float) -> None:
+        for action in self.logic.update(opening):
+            if isinstance(action, Cancel):
+                if self._handle is not None:
+                    self._handle.cancel_goal_async()
+                    self._handle = None
+            elif isinstance(action, GraspGoal):
+                goal = self.grasp_type.Goal()
+                goal.width, goal.speed, goal.force = action.width, action.speed, action.force
+                goal.epsilon.inner, goal.epsilon.outer = action.epsilon_inner, action.epsilon_outer
+                self._send(self.grasp_client, goal, action.goal_id)
+            elif isinstance(action, MoveGoal):
+                goal = self.move_type.Goal()
+                goal.width, goal.speed = action.width, action.speed
+                self._send(self.move_client, goal, action.goal_id)
+
+    def _send(self, client, goal, goal_id: int) -> None:
+        if not client.server_is_ready():
+            if not self._warned_unavailable:
+                self.node.get_logger().warning("gripper action server not available; will retry on the next "
+                                               "crossing of the gripper threshold")
+                self._warned_unavailable = True
+            self.logic.reset()  # unknown state: send again once the server is up
+            return
+        self._warned_unavailable = False
+        future = client.send_goal_async(goal)
+        future.add_done_callback(lambda f: self._on_goal_response(f, goal_id))
+
+    def _on_goal_response(self, future, goal_id: int) -> None:
+        with self._lock:
+            self._goal_response(future, goal_id)
+
+    def _goal_response(self, future, goal_id: int) -> None:
+        handle = future.result()
+        if handle is None or not handle.accepted:
+            self.node.get_logger().warning(f"gripper goal {goal_id} was rejected")
+            self.logic.goal_finished(goal_id)
+            return
+        if goal_id != self.logic.goals_sent:  # pre-empted before it was accepted
+            handle.cancel_goal_async()
+            return
+        self._handle = handle
+        handle.get_result_async().add_done_callback(lambda f: self._on_result(f, goal_id))
+
+    def _on_result(self, future, goal_id: int) -> None:
+        with self._lock:
+            self._result(future, goal_id)
+
+    def _result(self, future, goal_id: int) -> None:
+        result = future.result()
+        res = getattr(result, "result", None)
+        if res is not None and hasattr(res, "success") and not res.success:
+            # A grasp that closes on nothing fails; that is information, not an error of the bridge.
+            self.node.get_logger().info(f"gripper goal {goal_id} finished without success: "
+                                        f"{getattr(res, 'error', '')}")
+        if goal_id == self.logic.goals_sent:
+            self._handle = None
+        self.logic.goal_finished(goal_id)
+
+
+class FrankaBridge(BridgeNode):
+    DEFAULTS = {
+        "embodiment": "franka_panda",
+        "arm_names": ["arm"],
+        "frame_id": "panda_link0",
+        "chunk_topic": "/lawam/action_chunk",
+        "status_topic": "/lawam/bridge_status",
+        "target_topics": ["/cartesian_impedance_example_controller/equilibrium_pose"],
+        "measured_pose_topics": ["/franka_robot_state_broadcaster/current_pose"],
+        "control_rate_hz": 1000.0,
+        "status_rate_hz": 10.0,
+        "workspace_min": [0.2, -0.6, 0.0],
+        "workspace_max": [0.85, 0.6, 0.8],
+        "max_linear_speed": 0.5,
+        "max_angular_speed": 1.0,
+        "max_linear_accel": 4.0,
+        "max_angular_accel": 8.0,
+        "gripper_min": 0.0,
+        "gripper_max": 1.0,
+        "max_start_distance_m": 0.15,
+        "max_start_angle_rad": 0.6,
+        "startup_ramp_s": 2.0,
+        "startup_speed_scale": 0.2,
+        "execution_delay_s": 0.0,
+        "blend_window_s": 0.2,
+        "interpolation": "cubic",
+        "initial_gripper": 1.0,
+    }
+
+    def __init__(self, node_name: str = "franka_bridge", actions=None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        mode = declare(self, "gripper_mode", "auto", "auto (actions if franka_msgs imports, else topic), "
+                                                     "action, topic or none")
+        self.gripper_width_max = declare(self, "gripper_max_width_m", 0.08, "width at opening 1.0 (m)")
+        cfg = GripperGoalConfig(
+            max_width_m=self.gripper_width_max,
+            threshold=declare(self, "gripper_threshold", 0.5, "opening below/above which the hand closes/opens"),
+            hysteresis=declare(self, "gripper_hysteresis", 0.1, "band around the threshold that sends nothing"),
+            grasp_force_n=declare(self, "grasp_force_n", 20.0, "Grasp goal force (N)"),
+            grasp_speed_mps=declare(self, "grasp_speed_mps", 0.1, "Grasp goal speed (m/s)"),
+            move_speed_mps=declare(self, "move_speed_mps", 0.1, "Move goal speed (m/s)"),
+            epsilon_inner_m=declare(self, "grasp_epsilon_inner_m", 0.005, "Grasp goal epsilon.inner (m)"),
+            epsilon_outer_m=declare(self, "grasp_epsilon_outer_m", 0.08, "Grasp goal epsilon.outer (m)"))
+        grasp_action = declare(self, "grasp_action", "/franka_gripper/grasp", "franka_msgs/action/Grasp server")
+        move_action = declare(self, "move_action", "/franka_gripper/move", "franka_msgs/action/Move server")
+        width_topic = declare(self, "gripper_width_topic", "/franka_gripper/width_command",
+                              "std_msgs/Float64 width (m) when actions are not used")
+        if mode not in GRIPPER_MODES:
+            raise ValueError(f"gripper_mode must be one of {GRIPPER_MODES}, got {mode!r}")
+        actions = actions if actions is not None else load_franka_actions()
+        if mode == "action" and actions is None:
+            raise RuntimeError("gripper_mode 'action' needs franka_msgs (build it from franka_ros2's sources); "
+                               "use 'topic' or 'auto' without it")
+        self.gripper_actions = None
+        self.gripper_topic = None
+        if mode in ("auto", "action") and actions is not None:
+            self.gripper_actions = FrankaGripperActions(self, GripperGoalLogic(cfg), actions[0], actions[1],
+                                                        grasp_action, move_action)
+            self.get_logger().info(f"gripper: franka_msgs actions {grasp_action}, {move_action}")
+        elif mode in ("auto", "topic"):
+            self.gripper_topic = TopicGrippers(self, [width_topic], scale=self.gripper_width_max)
+            self.get_logger().info(f"gripper: std_msgs/Float64 width (m) on {width_topic}")
+        self.start_control()
+
+    def send_grippers(self, result: TickResult, now: float) -> None:
+        opening = result.commands[0].gripper
+        if self.gripper_actions is not None:
+            self.gripper_actions.update(opening)
+        elif self.gripper_topic is not None:
+            self.gripper_topic.send([opening], now)
+
+    def reset_grippers(self) -> None:
+        if self.gripper_actions is not None:
+            self.gripper_actions.reset()
+
+
+def main(args=None):
+    spin_node(FrankaBridge, args)
+
+
+if __name__ == "__main__":
+    main()
