@@ -21,7 +21,14 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            
+            'recorder = lawam_training.recorder_node:main',
+            'teleop = lawam_training.teleop_node:main',
+            'bag_to_lerobot = lawam_training.bag_import:cli',
+            'lawam-bag-to-lerobot = lawam_training.bag_import:cli',
+            'record_bag = lawam_training.record_bag:cli',
+            'lawam-record-bag = lawam_training.record_bag:cli',
+            'finetune = lawam_training.finetune:main',
+            'lawam-finetune = lawam_training.finetune:main',
         ],
     },
 )

@@ -1,0 +1,351 @@
+"""Recorder node: live demonstrations -> LeRobot v3.0 dataset, one atomically committed episode at a time.
+
+    ros2 run lawam_training recorder --ros-args --params-file config/recorder.yaml -p output:=/data/demos
+
+Frames are taken at ``fps`` (the control rate), triggered by the primary (first) camera: each time it
+delivers an image at least one frame period after the last recorded frame, the latest image of every other
+camera, the measured EEF pose(s) + gripper(s) (state) and the latest teleop command (action = EEF target)
+form one frame. Before the first command of an episode the action is the measured state (hold).
+Services (node-relative): ``~/start_episode`` (lawam_msgs/StartEpisode), ``~/stop_episode`` (commit),
+``~/discard_episode``. Frames are handed to a writer thread; frames it cannot take in time are counted as
+dropped (see ``~/status``, std_msgs/String JSON, and the StopEpisode message).
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from geometry_msgs.msg import PoseStamped
+from lawam_msgs.msg import ActionChunk
+from lawam_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+
+from .conversions import (ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb, pose_to_vec,
+                          stamp_to_sec)
+from .episode_store import DEFAULT_VCODEC, DatasetError, EpisodeStore, make_features
+from .topics import make_config
+
+
+class RecorderNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("lawam_recorder", **kwargs)
+        p = self.declare_parameter
+        self.output = p("output", "").value
+        self.fps = int(p("fps", 15).value)
+        embodiment = p("embodiment", "franka_panda").value
+        layout_spec = p("action_layout", "").value
+        cameras = list(p("cameras", [""]).value)
+        poses = list(p("pose_topics", [""]).value)
+        grippers = list(p("gripper_topics", [""]).value)
+        self.cfg = make_config(embodiment, layout_spec or None, [c for c in cameras if c] or None,
+                               [c for c in poses if c] or None,
+                               None if grippers == [""] else [g for g in grippers if g and g != "none"],
+                               p("command_topic", "/lawam/teleop/command").value,
+                               p("task_topic", "/lawam/task").value, p("gripper_max_width", 0.08).value)
+        h, w = int(p("image_height", 0).value), int(p("image_width", 0).value)
+        self.image_size = (h, w) if h > 0 and w > 0 else None
+        self.task = p("task", "").value
+        self.vcodec = p("vcodec", DEFAULT_VCODEC).value
+        self.queue_size = int(p("queue_size", 120).value)
+        if not self.output:
+            raise ValueError("parameter 'output' (dataset directory) is required")
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        self.layout = self.cfg.layout
+        # Import LeRobot now: importing it on the first StartEpisode would stall the callbacks for seconds.
+        import lerobot.datasets.lerobot_dataset  # noqa: F401
+
+        self._lock = threading.Lock()  # guards the latest-message state below
+        self._images: dict[str, np.ndarray] = {}
+        self._poses: dict[str, np.ndarray] = {}
+        self._grippers: dict[str, float] = {}
+        self._command: np.ndarray | None = None
+        self._next_due: float | None = None
+        self._recording = None
+        self._queue: queue.Queue | None = None
+        self._writer: threading.Thread | None = None
+        self._writer_error: str | None = None
+        # primary_frames: primary camera images seen while recording = frames + decimated + dropped
+        # repeated_images: another camera had no new image since the previous frame (its last one was reused)
+        self._counters = dict(frames=0, dropped=0, decimated=0, primary_frames=0, repeated_images=0,
+                              conversion_errors=0)
+        self._image_seq: dict[str, int] = {}  # images received per camera
+        self._last_used: dict[str, int] = {}
+        self._store: EpisodeStore | None = None
+        self._episode_lock = threading.Lock()  # start/stop/discard are serialised
+
+        # Best effort matches reliable and best-effort publishers alike. Images get a deep queue: when the
+        # machine is busy the executor may not take them for a while, and a short best-effort queue would
+        # silently overwrite them.
+        sensor = qos_profile_sensor_data
+        image_qos = QoSProfile(depth=int(p("image_queue_depth", 30).value),
+                               reliability=ReliabilityPolicy.BEST_EFFORT)
+        cams = list(self.cfg.cameras.items())
+        self._primary = cams[0][0]
+        # One callback group per subscription: a camera never waits behind another stream's callback.
+        group = MutuallyExclusiveCallbackGroup
+        for name, topic in cams:
+            self.create_subscription(Image, topic, lambda m, n=name: self._on_image(n, m), image_qos,
+                                     callback_group=group())
+        for arm, topic in self.cfg.poses.items():
+            self.create_subscription(PoseStamped, topic, lambda m, a=arm: self._on_pose(a, m), sensor,
+                                     callback_group=group())
+        for arm, topic in self.cfg.grippers.items():
+            self.create_subscription(JointState, topic, lambda m, a=arm: self._on_gripper(a, m), sensor,
+                                     callback_group=group())
+        if self.cfg.command_topic:
+            self.create_subscription(ActionChunk, self.cfg.command_topic, self._on_command, sensor,
+                                     callback_group=group())
+        if self.cfg.task_topic:
+            self.create_subscription(String, self.cfg.task_topic, self._on_task, QoSProfile(depth=10),
+                                     callback_group=group())
+        services = ReentrantCallbackGroup()
+        self.create_service(StartEpisode, "~/start_episode", self._start, callback_group=services)
+        self.create_service(StopEpisode, "~/stop_episode", self._stop, callback_group=services)
+        self.create_service(DiscardEpisode, "~/discard_episode", self._discard, callback_group=services)
+        self._status_pub = self.create_publisher(String, "~/status", 10)
+        self.create_timer(0.2, self._publish_status, callback_group=services)
+        self.get_logger().info(f"recording {self.layout.embodiment} at {self.fps} fps to {self.output}; cameras "
+                               f"{self.cfg.cameras}, poses {self.cfg.poses}, "
+                               f"grippers {self.cfg.grippers or 'as commanded'}, command {self.cfg.command_topic!r}")
+
+    # ------------------------------------------------------------------ subscriptions
+    def _on_image(self, name: str, msg: Image) -> None:
+        try:
+            img = image_to_rgb(msg, self.image_size)
+        except ConversionError as e:
+            self._counters["conversion_errors"] += 1
+            self.get_logger().warn(f"camera {name}: {e}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            self._images[name] = img
+            self._image_seq[name] = self._image_seq.get(name, 0) + 1
+        if name == self._primary:
+            # The camera's own stamp decides the frame timing (transport jitter must not decimate frames).
+            stamp = stamp_to_sec(msg.header.stamp)
+            self._maybe_record_frame(stamp if stamp > 0 else time.monotonic())
+
+    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
+        try:
+            vec = pose_to_vec(msg)
+        except ConversionError as e:
+            self.get_logger().warn(f"pose of {arm}: {e}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            self._poses[arm] = vec
+
+    def _on_gripper(self, arm: str, msg: JointState) -> None:
+        try:
+            g = gripper_from_joint_state(msg, self.cfg.gripper_max_width)
+        except ConversionError:
+            return
+        with self._lock:
+            self._grippers[arm] = g
+
+    def _on_command(self, msg: ActionChunk) -> None:
+        try:
+            vec = chunk_first_step(msg, self.layout)
+        except ConversionError as e:
+            self.get_logger().warn(f"teleop command ignored: {e}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            self._command = vec
+
+    def _on_task(self, msg: String) -> None:
+        self.task = msg.data
+
+    # ------------------------------------------------------------------ frames
+    def _state(self) -> np.ndarray | None:
+        """Measured EEF pose + gripper per arm; gripper without a sensor topic = last commanded opening."""
+        if any(arm not in self._poses for arm in self.layout.arms):
+            return None
+        parts = []
+        for arm in self.layout.arms:
+            sl = self.layout.arm_slice(arm)
+            if arm in self._grippers:
+                g = self._grippers[arm]
+            elif self._command is not None:
+                g = float(self._command[sl.stop - 1])
+            else:
+                g = 1.0
+            parts += [self._poses[arm], [g]]
+        return np.concatenate(parts)
+
+    def _maybe_record_frame(self, now: float) -> None:
+        if self._recording is None:
+            return
+        self._counters["primary_frames"] += 1
+        period = 1.0 / self.fps
+        # Frames are due on a fixed grid; 30 % of a period of slack absorbs stamp jitter, so a camera at
+        # exactly fps is never decimated and a faster one is decimated evenly.
+        if self._next_due is not None and now < self._next_due - 0.3 * period:
+            self._counters["decimated"] += 1
+            return
+        with self._lock:
+            if len(self._images) < len(self.cfg.cameras):
+                return
+            state = self._state()
+            if state is None:
+                return
+            action = self._command.copy() if self._command is not None else state.copy()
+            images = dict(self._images)
+            seq = dict(self._image_seq)
+        for name, n in seq.items():
+            if name != self._primary and self._last_used.get(name) == n:
+                self._counters["repeated_images"] += 1
+            self._last_used[name] = n
+        due = now if self._next_due is None else self._next_due
+        self._next_due = due + period if abs(now - due) < period else now + period  # resync after a gap
+        try:
+            self._queue.put_nowait((images, state, action))
+        except (queue.Full, AttributeError):
+            self._counters["dropped"] += 1
+
+    def _write_loop(self, recording, q: queue.Queue) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if self._writer_error is not None:
+                continue  # the episode is lost already; keep draining so nothing blocks
+            try:
+                recording.add_frame(*item)
+            except Exception as e:  # noqa: BLE001 - e.g. a camera changed resolution mid-episode
+                self._writer_error = f"frame {self._counters['frames']} could not be written: {e}"
+                self.get_logger().error(f"{self._writer_error}; stop or discard the episode")
+                continue
+            self._counters["frames"] += 1
+
+    # ------------------------------------------------------------------ services
+    def _ensure_store(self) -> EpisodeStore:
+        if self._store is None:
+            with self._lock:
+                missing = [n for n in self.cfg.cameras if n not in self._images]
+                shapes = {n: self._images[n].shape[:2] for n in self.cfg.cameras if n in self._images}
+            if missing:
+                raise DatasetError(f"camera(s) {missing} have not published yet "
+                                   f"(topics {[self.cfg.cameras[n] for n in missing]})")
+            features = make_features(self.layout, shapes)
+            self._store = EpisodeStore(self.output, self.fps, features, self.layout.embodiment, self.vcodec)
+        return self._store
+
+    def _start(self, req, res):
+        with self._episode_lock:
+            if self._recording is not None:
+                res.success, res.message = False, "an episode is already being recorded; stop or discard it first"
+                return res
+            task = req.task or self.task
+            try:
+                if not task.strip():
+                    raise DatasetError("no task: pass one in the request, set the 'task' parameter or publish "
+                                       f"on {self.cfg.task_topic}")
+                with self._lock:
+                    if any(a not in self._poses for a in self.layout.arms):
+                        missing = [self.cfg.poses[a] for a in self.layout.arms if a not in self._poses]
+                        raise DatasetError(f"no measured pose yet on {missing}")
+                store = self._ensure_store()
+                recording = store.begin_episode(task)
+                index = store.num_episodes
+            except (DatasetError, ValueError) as e:
+                res.success, res.message = False, str(e)
+                self.get_logger().error(f"cannot start an episode: {e}")
+                return res
+            self._counters.update(frames=0, dropped=0, decimated=0, primary_frames=0, repeated_images=0)
+            with self._lock:
+                self._command = None  # a command from before the episode is no target of this demo
+            self._writer_error = None
+            self._queue = queue.Queue(maxsize=self.queue_size)
+            self._writer = threading.Thread(target=self._write_loop, args=(recording, self._queue), daemon=True)
+            self._writer.start()
+            self._next_due = None
+            self._recording = recording
+            res.success, res.episode_index = True, index
+            res.message = f"recording episode {index}: {task!r}"
+            self.get_logger().info(res.message)
+            return res
+
+    def _finish_recording(self):
+        recording, self._recording = self._recording, None
+        self._queue.put(None)
+        self._writer.join()
+        return recording
+
+    def _stop(self, req, res):
+        with self._episode_lock:
+            if self._recording is None:
+                res.success, res.message = False, "no episode is being recorded"
+                return res
+            recording = self._finish_recording()
+            if self._writer_error is not None:
+                recording.discard()
+                res.success, res.message = False, f"episode discarded: {self._writer_error}"
+                self.get_logger().error(res.message)
+                return res
+            t0 = time.monotonic()
+            try:
+                res.episode_index = recording.commit()
+            except Exception as e:  # noqa: BLE001 - report any failure to the caller, the dataset is intact
+                recording.discard()
+                res.success, res.message = False, f"episode not committed: {e}"
+                self.get_logger().error(res.message)
+                return res
+            res.success, res.num_frames = True, recording.num_frames
+            res.message = (f"episode {res.episode_index} committed: {recording.num_frames} frames, "
+                           f"{self._counters['dropped']} dropped, {time.monotonic() - t0:.1f} s to write")
+            self.get_logger().info(res.message)
+            return res
+
+    def _discard(self, req, res):
+        with self._episode_lock:
+            if self._recording is None:
+                res.success, res.message = False, "no episode is being recorded"
+                return res
+            self._finish_recording().discard()
+            res.success, res.message = True, "episode discarded"
+            self.get_logger().info(res.message)
+            return res
+
+    def _publish_status(self):
+        status = dict(self._counters, recording=self._recording is not None,
+                      queued=self._queue.qsize() if self._queue is not None else 0)
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+    def shutdown(self):
+        """Ctrl-C: an episode in progress is discarded (never half-committed)."""
+        if self._recording is not None:
+            self._finish_recording().discard()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        executor = MultiThreadedExecutor(num_threads=6)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, DatasetError) as e:
+        print(f"lawam recorder: error: {e}")
+        raise SystemExit(2)
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

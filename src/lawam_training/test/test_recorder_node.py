@@ -1,0 +1,178 @@
+"""The recorder node as a real process: start/stop/discard services, frames at fps from live topics, and a
+SIGKILL mid-episode that loses only that episode."""
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lawam_training.testing import DemoPublisher, private_ros_env, wait_for
+
+pytest.importorskip("lerobot")
+rclpy = pytest.importorskip("rclpy")
+from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
+
+
+class Harness:
+    def __init__(self, env, output):
+        from lawam_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+
+        self.env, self.output, self.proc, self.logs = env, output, None, []
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        self.node = rclpy.create_node("recorder_test", context=self.ctx)
+        self.pub = DemoPublisher(self.node, ["/cam_a", "/cam_b"], {"arm": "/pose"}, gripper_topic="/grip",
+                                 cam_hz=30.0, cmd_hz=15.0).start()
+        self.status = {}
+        self.node.create_subscription(String, "/lawam_recorder/status",
+                                      lambda m: self.status.update(json.loads(m.data)), 10)
+        self.clients = {n: self.node.create_client(t, f"/lawam_recorder/{n}_episode")
+                        for n, t in (("start", StartEpisode), ("stop", StopEpisode), ("discard", DiscardEpisode))}
+        self.types = dict(start=StartEpisode, stop=StopEpisode, discard=DiscardEpisode)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+
+    def launch(self):
+        args = [sys.executable, "-m", "lawam_training.recorder_node", "--ros-args", "-p", f"output:={self.output}",
+                "-p", "fps:=15", "-p", "cameras:=['primary=/cam_a','wrist=/cam_b']", "-p", "pose_topics:=['arm=/pose']",
+                "-p", "gripper_topics:=['arm=/grip']", "-p", "task:=pick the cube"]
+        # a log file, not a pipe: an unread pipe fills up (ffmpeg is chatty) and blocks the recorder
+        self.log = open(self.output.parent / f"recorder-{len(self.logs)}.log", "w")
+        self.logs.append(self.log.name)
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        # discovery both ways, no sleeping: our publishers see the recorder, the services are up
+        wait_for(lambda: self.alive() and all(p.get_subscription_count() > 0 for p in self.pub.publishers()), 60,
+                 what="the recorder's subscriptions")
+        for c in self.clients.values():
+            assert c.wait_for_service(timeout_sec=30)
+        self.status.clear()
+        wait_for(lambda: self.alive() and "recording" in self.status, 30, what="the recorder's status")
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"recorder exited with {self.proc.returncode}: {open(self.logs[-1]).read()[-3000:]}")
+        return True
+
+    def call(self, name, **fields):
+        fut = self.clients[name].call_async(self.types[name].Request(**fields))
+        wait_for(fut.done, 120, what=f"{name}_episode response")
+        return fut.result()
+
+    def wait_frames(self, n):
+        wait_for(lambda: self.status.get("recording") and self.status.get("frames", 0) >= n, 30,
+                 what=f"{n} recorded frames")
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=30)
+        self.pub.stop()
+        self.log.close()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = Harness(private_ros_env(), tmp_path / "demos")
+    yield h
+    h.close()
+
+
+def test_record_commit_discard_and_sigkill(harness):
+    h = harness
+    h.launch()
+    assert not h.call("stop").success  # nothing is being recorded
+    r = h.call("start", task="")  # empty: the 'task' parameter
+    assert r.success and r.episode_index == 0, r.message
+    assert not h.call("start", task="again").success  # one episode at a time
+    cam0 = h.pub.counts["cam"]
+    h.wait_frames(20)
+    r = h.call("stop")
+    cams_after = h.pub.counts["cam"] - cam0  # (the stop request travels while the camera goes on)
+    assert r.success and r.episode_index == 0, r.message
+    # 30 Hz camera decimated to 15 fps, none dropped
+    s = h.status
+    assert s["frames"] == r.num_frames and s["dropped"] == 0
+    assert s["frames"] + s["decimated"] == s["primary_frames"] and abs(s["frames"] - s["primary_frames"] / 2) <= 2
+    assert r.num_frames <= cams_after / 2 + 2
+    assert " 0 dropped" in r.message
+
+    assert h.call("start", task="discard me").success
+    h.wait_frames(3)
+    assert h.call("discard").success
+
+    ds = LeRobotDataset("local/x", root=h.output)
+    assert ds.meta.total_episodes == 1 and len(ds) == r.num_frames and ds.fps == 15
+    item = ds[len(ds) // 2]
+    assert item["task"] == "pick the cube"
+    np.testing.assert_allclose(item["action"].numpy(), [0.7, 0.1, 0.2, 0, 0, 0, 1, 0.25], atol=1e-5)
+    state = item["observation.state"].numpy()
+    assert state[0] > 0 and state[7] == pytest.approx(0.5)  # gripper opening = 0.04 m / 0.08 m
+    assert item["observation.images.wrist"].shape == (3, 24, 32)
+    xs = [ds[i]["observation.state"][0].item() for i in range(0, len(ds), 5)]
+    assert np.all(np.diff(xs) > 0)  # the measured pose advances with time: frames are in order
+
+    # a second episode is being recorded when the recorder is SIGKILLed
+    assert h.call("start", task="doomed").success
+    h.wait_frames(10)
+    h.proc.send_signal(signal.SIGKILL)
+    assert h.proc.wait(timeout=30) == -signal.SIGKILL
+    ds = LeRobotDataset("local/x", root=h.output)
+    assert ds.meta.total_episodes == 1 and len(ds) == r.num_frames
+    assert ds[0]["task"] == "pick the cube"
+
+    # a new recorder on the same dataset cleans up and appends
+    h.launch()
+    r2 = h.call("start", task="place the cube")
+    assert r2.success and r2.episode_index == 1
+    h.wait_frames(5)
+    r2 = h.call("stop")
+    assert r2.success and r2.episode_index == 1
+    ds = LeRobotDataset("local/x", root=h.output)
+    assert ds.meta.total_episodes == 2 and list(ds.meta.tasks.index) == ["pick the cube", "place the cube"]
+    assert not list((h.output / ".lawam_staging").glob("ep-*"))
+
+
+def test_recorder_refuses_bad_requests(tmp_path, harness):
+    h = harness
+    (tmp_path / "demos").mkdir()
+    (tmp_path / "demos" / "unrelated.txt").write_text("x")
+    h.launch()
+    r = h.call("start", task="pick")
+    assert not r.success and "not a LeRobot dataset" in r.message
+    assert h.proc.poll() is None  # a refused request does not kill the node
+
+
+def test_unwritable_frame_loses_only_that_episode(harness):
+    from sensor_msgs.msg import Image
+    h = harness
+    h.launch()
+    assert h.call("start", task="ok").success
+    h.wait_frames(3)
+    assert h.call("stop").success
+    assert h.call("start", task="broken").success
+    h.wait_frames(3)
+    odd = h.node.create_publisher(Image, "/cam_b", 10)  # the wrist camera suddenly changes resolution
+    wait_for(lambda: odd.get_subscription_count() > 0, what="the recorder to see the new publisher")
+    # the odd images race the regular ones of that camera: send them at 100 Hz for a second, so that the
+    # recorder certainly samples some into frames
+    for _ in range(100):
+        odd.publish(Image(height=10, width=10, encoding="rgb8", step=30, data=bytes(300)))
+        time.sleep(0.01)
+    r = h.call("stop")
+    assert not r.success and "could not be written" in r.message and "episode discarded" in r.message
+    ds = LeRobotDataset("local/x", root=h.output)
+    assert ds.meta.total_episodes == 1 and ds[0]["task"] == "ok"
+    assert h.call("start", task="again").success  # the node goes on
+    h.wait_frames(2)
+    assert h.call("stop").success
