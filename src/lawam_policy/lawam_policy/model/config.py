@@ -1,0 +1,223 @@
+"""LaWAMConfig: every size and value of the model, one JSON-serialisable dataclass.
+
+Values the paper text lost are ours (see shared/lawam-paper-notes.md); they live here as defaults, never as
+constants in code. The same object travels inside every checkpoint (``lawam_config.json``) together with the
+action layouts, the normalisation statistics and the camera roles, so a checkpoint is all deployment needs.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..action_layout import KNOWN_LAYOUTS, ActionLayout
+
+CONFIG_NAME = "lawam_config.json"
+
+# Network-side action representation per arm: position (3) + 6D rotation (6) + gripper (1).
+NET_ARM_DIM = 10
+
+
+def _paper_dinov3() -> dict:
+    # DINOv3 ViT-B/16 with 4 register tokens (transformers' default config has 0: set 4).
+    return dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                patch_size=16, image_size=224, num_register_tokens=4, layerscale_value=1e-5,
+                rope_theta=100.0, pos_embed_rescale=2.0)
+
+
+def _paper_qwen3vl() -> dict:
+    # Qwen3-VL-2B. The text model is cut to its first `vlm_layers` layers when the VLM is built.
+    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
+                num_attention_heads=16, num_key_value_heads=8, head_dim=128, hidden_act="silu",
+                max_position_embeddings=262144, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                rope_parameters=dict(rope_type="default", rope_theta=5000000.0, mrope_section=[24, 20, 20],
+                                     mrope_interleaved=True))
+    vision = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
+                  patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
+                  deepstack_visual_indexes=[5, 11, 17], hidden_act="gelu_pytorch_tanh")
+    return dict(text_config=text, vision_config=vision)
+
+
+def _tiny_dinov3() -> dict:
+    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, patch_size=16,
+                image_size=224, num_register_tokens=4, layerscale_value=1e-5, rope_theta=100.0,
+                pos_embed_rescale=2.0)
+
+
+def _tiny_qwen3vl() -> dict:
+    text = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=4096,
+                rms_norm_eps=1e-6, tie_word_embeddings=True,
+                rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[4, 2, 2],
+                                     mrope_interleaved=True))
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=16,
+                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=196,
+                  deepstack_visual_indexes=[0], hidden_act="gelu_pytorch_tanh")
+    return dict(text_config=text, vision_config=vision)
+
+
+def _default_layouts() -> dict:
+    return {name: layout.to_dict() for name, layout in KNOWN_LAYOUTS.items()}
+
+
+@dataclass
+class LaWAMConfig:
+    preset: str = "paper"
+
+    # --- observation / feature space (frozen DINOv3 ViT-B/16) ---
+    image_size: int = 224
+    dinov3: dict = field(default_factory=_paper_dinov3)
+    # Per embodiment, the cameras in the order predict_chunk takes them; the first is the primary (LaWM's view).
+    camera_roles: dict = field(default_factory=lambda: {"franka_panda": ["primary", "wrist"],
+                                                        "quanta_x1": ["primary", "left_wrist", "right_wrist"]})
+
+    # --- physical horizon ---
+    horizon_s: float = 1.2  # T: the chunk length and the LaWM future offset, in seconds
+
+    # --- latent action (stage 1) ---
+    z_tokens: int = 4  # z = z_tokens x z_dim continuous Gaussian latent action (a tight bottleneck)
+    z_dim: int = 32
+    idm_width: int = 768
+    idm_depth: int = 24
+    idm_heads: int = 12
+    lawm_width: int = 768
+    lawm_depth: int = 24
+    lawm_heads: int = 12
+    mlp_ratio: float = 4.0
+    aux_hidden: int = 256
+    lambda_state: float = 1.0
+    kl_beta: float = 1e-4
+
+    # --- VLM prior (stage 2) ---
+    qwen3vl: dict = field(default_factory=_paper_qwen3vl)
+    vlm_layers: int = 16  # keep the first 16 of Qwen3-VL-2B's 28 layers
+    num_latent_queries: int = 8  # M
+    aggregator_width: int = 512
+    max_instruction_tokens: int = 96
+
+    # --- action expert (Alternate-DiT) ---
+    expert_width: int = 1024
+    expert_blocks: int = 4
+    expert_layers_per_block: int = 4
+    expert_heads: int = 16
+    time_code_dim: int = 256  # sinusoidal code of physical time (seconds)
+    time_min_period_s: float = 0.01
+    time_max_period_s: float = 10.0
+
+    # --- flow matching / losses ---
+    num_denoise_steps: int = 10
+    lambda_subgoal: float = 1.0
+    lr_expert: float = 1e-4
+    lr_other: float = 1e-5
+
+    # --- embodiments: action layouts + normalisation statistics (network representation) ---
+    embodiments: dict = field(default_factory=_default_layouts)
+    default_embodiment: str = "franka_panda"
+    normalization: dict = field(default_factory=dict)  # embodiment -> {"action": {mean,std}, "state": {mean,std}}
+
+    # --- build-time options (not needed by a finished checkpoint) ---
+    components: str = "all"  # "all" (stage 2 policy) or "stage1" (encoder + IDM + LaWM + aux heads only)
+    tokenizer: str = "builtin"  # "builtin" (in-code byte-level BPE) or "checkpoint" (files saved beside)
+    dinov3_path: str | None = None  # local DINOv3 snapshot to load weights from at construction
+    qwen3vl_path: str | None = None  # local Qwen3-VL snapshot to load weights from at construction
+
+    # ------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "LaWAMConfig":
+        if name == "paper":
+            cfg = cls(preset="paper")
+        elif name == "tiny":
+            cfg = cls(preset="tiny", dinov3=_tiny_dinov3(), z_tokens=4, z_dim=8, idm_width=32, idm_depth=2,
+                      idm_heads=2, lawm_width=32, lawm_depth=2, lawm_heads=2, aux_hidden=32,
+                      qwen3vl=_tiny_qwen3vl(), vlm_layers=2, num_latent_queries=8, aggregator_width=32,
+                      max_instruction_tokens=64, expert_width=64, expert_blocks=2, expert_layers_per_block=2,
+                      expert_heads=4, time_code_dim=32)
+        else:
+            raise ValueError(f"unknown LaWAM preset {name!r}; known: 'paper', 'tiny'")
+        for key, value in overrides.items():
+            if not hasattr(cfg, key):
+                raise ValueError(f"unknown LaWAMConfig field {key!r}")
+            setattr(cfg, key, value)
+        cfg.validate()
+        return cfg
+
+    # ------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        return int(self.dinov3["hidden_size"])
+
+    @property
+    def num_patches(self) -> int:
+        side = self.image_size // int(self.dinov3["patch_size"])
+        return side * side
+
+    @property
+    def vlm_hidden(self) -> int:
+        return int(self.qwen3vl["text_config"]["hidden_size"])
+
+    @property
+    def expert_depth(self) -> int:
+        return self.expert_blocks * self.expert_layers_per_block
+
+    def layout(self, embodiment: str | None = None) -> ActionLayout:
+        name = embodiment or self.default_embodiment
+        if name not in self.embodiments:
+            raise ValueError(f"unknown embodiment {name!r}; this checkpoint knows {sorted(self.embodiments)}")
+        return ActionLayout.from_dict(self.embodiments[name])
+
+    def cameras(self, embodiment: str | None = None) -> list:
+        name = self.layout(embodiment).embodiment
+        return list(self.camera_roles.get(name, ["primary"]))
+
+    def net_action_dim(self, embodiment: str | None = None) -> int:
+        return NET_ARM_DIM * len(self.layout(embodiment).arms)
+
+    def horizon_steps(self, control_hz: float) -> int:
+        """H_b = round(T * f_b): number of action tokens of a branch at `control_hz`."""
+        return max(1, int(round(self.horizon_s * control_hz)))
+
+    def validate(self) -> None:
+        if not (self.horizon_s > 0 and math.isfinite(self.horizon_s)):
+            raise ValueError(f"horizon_s must be positive, got {self.horizon_s}")
+        if self.image_size % int(self.dinov3["patch_size"]):
+            raise ValueError("image_size must be a multiple of the DINOv3 patch size")
+        vis = self.qwen3vl["vision_config"]
+        if self.image_size % (vis["patch_size"] * vis["spatial_merge_size"]):
+            raise ValueError("image_size must be a multiple of the Qwen3-VL patch size x spatial merge size")
+        if self.vlm_layers > self.qwen3vl["text_config"]["num_hidden_layers"]:
+            raise ValueError("vlm_layers exceeds the Qwen3-VL text model's depth")
+        if self.components not in ("all", "stage1"):
+            raise ValueError(f"components must be 'all' or 'stage1', got {self.components!r}")
+        if self.default_embodiment not in self.embodiments:
+            raise ValueError(f"default_embodiment {self.default_embodiment!r} has no action layout")
+        if self.expert_width % self.expert_heads or self.lawm_width % self.lawm_heads:
+            raise ValueError("widths must be divisible by the number of heads")
+
+    # ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LaWAMConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown LaWAMConfig fields {sorted(unknown)}")
+        cfg = cls(**copy.deepcopy(d))
+        cfg.validate()
+        return cfg
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "LaWAMConfig":
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")
+        return cls.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,406 @@
+"""LaWAMPolicy: the whole two-stage model, its losses, inference and checkpoints.
+
+Modules: `encoder` (frozen DINOv3), `idm` + `aux_heads` (stage 1, training only), `lawm` (stage 1, frozen in
+stage 2), `vlm` (Qwen3-VL prior with its queries and aggregator) and `expert` (Alternate-DiT).
+
+Training batches (dict; B samples of ONE embodiment):
+    images_t      (B, V, H, W, 3) uint8, or (B, V, 3, S, S) float in [0, 1] (already resized): view 0 = primary.
+                  (B, H, W, 3) / (B, 3, S, S) is read as a single view.
+    images_tT     the same for the frame at t + T (only its primary view is used).
+    features_t, features_tT   optional precomputed DINOv3 features (B, 196, C); they replace the images' encoding.
+    actions       (B, H, 8*arms) wire format (position, quaternion xyzw, gripper), normalised here with the
+                  checkpoint statistics; or (B, H, 10*arms) already normalised network actions (position,
+                  6D rotation, gripper) with actions_normalized=True (see action_codec.Normalizer).
+    action_mask   (B, H) bool, True for real tokens (padding at the end); defaults to all True.
+    timestamps    (B, H) float seconds of each action token (k / f_b; padded entries are ignored).
+    states_t, states_tT       (B, 8*arms) wire-format EEF states (stage 1 auxiliary head; optional).
+    embodiment    str, a key of config.embodiments.
+    instructions  list of B strings.
+Stage 1: `latent_action_losses(batch)`; stage 2: `training_losses(batch)`. Both return a dict of scalar
+tensors with "loss" the sum to back-propagate; `parameter_groups(stage)` gives the optimiser groups.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.func import functional_call
+
+from .action_codec import Normalizer
+from .action_expert import AlternateDiT
+from .config import LaWAMConfig
+from .features import FeatureEncoder, check_image, to_unit_images
+from .flow_matching import euler_sample, flow_matching_loss
+from .latent_action import IDMEncoder, LaWM, AuxStateHead, kl_to_standard_normal, reparameterize
+from .tokenizer import build_builtin_tokenizer, load_tokenizer, special_ids
+from .vlm_prior import VLMPrior, load_qwen3vl_weights
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class ActionChunkPrediction:
+    timestamps: np.ndarray  # (H,) seconds, k / control_hz
+    actions: np.ndarray  # (H, 8*arms) wire format, de-normalised
+    subgoal: np.ndarray  # (196, C) LaWM-predicted features at t + T
+    current_features: np.ndarray  # (196, C) DINOv3 features of the primary image
+    z_hat: np.ndarray  # (z_tokens, z_dim) predicted latent action
+    embodiment: str
+    action_names: list
+    control_hz: float
+
+
+class LaWAMPolicy(nn.Module):
+    def __init__(self, config: LaWAMConfig, tokenizer=None):
+        super().__init__()
+        config.validate()
+        self.config = config
+        c = config
+        self.encoder = FeatureEncoder(c.dinov3, c.image_size, c.dinov3_path)
+        dims = (c.feature_dim, c.num_patches)
+        self.idm = IDMEncoder(*dims, c.idm_width, c.idm_depth, c.idm_heads, c.z_tokens, c.z_dim, c.mlp_ratio)
+        self.lawm = LaWM(*dims, c.lawm_width, c.lawm_depth, c.lawm_heads, c.z_tokens, c.z_dim, c.mlp_ratio)
+        self.aux_heads = nn.ModuleDict({e: AuxStateHead(c.net_action_dim(e), c.z_tokens * c.z_dim, c.aux_hidden)
+                                        for e in c.embodiments})
+        self.vlm = self.expert = None
+        if c.components == "all":
+            if tokenizer is None:
+                tokenizer = (load_tokenizer(c.qwen3vl_path) if c.qwen3vl_path else
+                             build_builtin_tokenizer(min(512, c.qwen3vl["text_config"]["vocab_size"])))
+            self.vlm = VLMPrior(c, tokenizer, special_ids(tokenizer))
+            if c.qwen3vl_path:
+                load_qwen3vl_weights(self.vlm.qwen, c.qwen3vl_path)
+            self.expert = AlternateDiT(c)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return next(self.lawm.parameters()).device
+
+    @property
+    def tokenizer(self):
+        return None if self.vlm is None else self.vlm.tokenizer
+
+    def normalizer(self, embodiment: str | None, kind: str = "action") -> Normalizer:
+        layout = self.config.layout(embodiment)
+        stats = self.config.normalization.get(layout.embodiment, {}).get(kind)
+        return Normalizer(layout, stats)
+
+    def _require_stage2(self):
+        if self.vlm is None:
+            raise ValueError("this policy was built with components='stage1' (no VLM prior / action expert)")
+
+    def _views(self, images) -> torch.Tensor:
+        """Any accepted image batch -> (B, V, 3, S, S) float in [0, 1] on the model's device."""
+        S = self.config.image_size
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(images)
+        if not isinstance(images, torch.Tensor):
+            raise ValueError("batch images must be a uint8 (B, [V,] H, W, 3) or float (B, [V,] 3, S, S) array")
+        if images.is_floating_point():
+            x = images if images.ndim == 5 else images[:, None]
+            if x.ndim != 5 or x.shape[2] != 3:
+                raise ValueError(f"float images must be (B, V, 3, {S}, {S}), got {tuple(images.shape)}")
+        else:
+            x = images if images.ndim == 5 else images[:, None]
+            if x.ndim != 5 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+                raise ValueError(f"uint8 images must be (B, V, H, W, 3), got {tuple(images.shape)} {images.dtype}")
+        B, V = x.shape[:2]
+        unit = to_unit_images(x.flatten(0, 1), S, device=self.device)
+        return unit.view(B, V, 3, S, S)
+
+    def encode_features(self, unit_images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [0, 1] -> (B, 196, C) float32 frozen DINOv3 features."""
+        return self.encoder(unit_images).float()
+
+    def _batch_features(self, batch, key):
+        if f"features_{key}" in batch:
+            return torch.as_tensor(batch[f"features_{key}"], device=self.device).float()
+        return self.encode_features(self._views(batch[f"images_{key}"])[:, 0])
+
+    def _lawm_frozen(self, f_t, z):
+        """LaWM with detached weights: gradient reaches z_hat, never LaWM (frozen in stage 2)."""
+        params = {n: p.detach() for n, p in self.lawm.named_parameters()}
+        return functional_call(self.lawm, params, (f_t.to(self._dtype(self.lawm)), z.to(self._dtype(self.lawm))))
+
+    @staticmethod
+    def _dtype(module):
+        return next(module.parameters()).dtype
+
+    # ------------------------------------------------------------------ stage 1
+    def latent_action_losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Eq. 4: feature prediction + lambda_s * auxiliary state + beta * KL."""
+        c = self.config
+        f_t, f_tT = self._batch_features(batch, "t"), self._batch_features(batch, "tT")
+        dt = self._dtype(self.idm)
+        mean, logvar = self.idm(f_t.to(dt), f_tT.to(dt))
+        z = reparameterize(mean.float(), logvar.float(), generator)
+        pred = self.lawm(f_t.to(dt), z.to(dt)).float()
+        feature = F.mse_loss(pred, f_tT)
+        kl = kl_to_standard_normal(mean.float(), logvar.float())
+        out = dict(feature=feature, kl=kl)
+        loss = feature + c.kl_beta * kl
+        if "states_t" in batch and "states_tT" in batch:
+            emb = self.config.layout(batch.get("embodiment")).embodiment
+            norm = self.normalizer(emb, "state")
+            s_t = norm.encode(torch.as_tensor(batch["states_t"], device=self.device))
+            s_tT = norm.encode(torch.as_tensor(batch["states_tT"], device=self.device))
+            head = self.aux_heads[emb]
+            state = F.mse_loss(head(s_t.to(self._dtype(head)), z.to(self._dtype(head))).float(), s_tT)
+            out["state"] = state
+            loss = loss + c.lambda_state * state
+        out["loss"] = loss
+        return out
+
+    stage1_losses = latent_action_losses
+
+    @torch.no_grad()
+    def teacher_latent(self, f_t, f_tT) -> torch.Tensor:
+        """z*: posterior mean of the frozen stage-1 IDM encoder."""
+        dt = self._dtype(self.idm)
+        return self.idm(f_t.to(dt), f_tT.to(dt))[0].float()
+
+    # ------------------------------------------------------------------ stage 2
+    def training_losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Eq. 5: ||z_hat - z*||^2 + lambda_g ||f_hat - f_tT||^2 + L_FM, with Knowledge Insulation."""
+        self._require_stage2()
+        c = self.config
+        emb = c.layout(batch.get("embodiment")).embodiment
+        unit = self._views(batch["images_t"])
+        f_t = (torch.as_tensor(batch["features_t"], device=self.device).float() if "features_t" in batch
+               else self.encode_features(unit[:, 0]))
+        f_tT = self._batch_features(batch, "tT")
+        z_star = self.teacher_latent(f_t, f_tT)
+
+        actions = torch.as_tensor(batch["actions"], device=self.device).float()
+        if not batch.get("actions_normalized", False):
+            actions = self.normalizer(emb).encode(actions)
+        elif actions.shape[-1] != c.net_action_dim(emb):
+            raise ValueError(f"normalised {emb} actions must have {c.net_action_dim(emb)} dims, "
+                             f"got {actions.shape[-1]}")
+        B, H = actions.shape[:2]
+        valid = torch.as_tensor(batch.get("action_mask", np.ones((B, H), bool)), device=self.device).bool()
+        if valid.shape != (B, H) or not valid.any(1).all():
+            raise ValueError(f"action_mask must be (B, H) = {(B, H)} with at least one valid token per sample")
+        actions = torch.where(valid[..., None], actions, torch.zeros_like(actions))  # padding may hold anything
+        times = torch.where(valid, torch.as_tensor(batch["timestamps"], device=self.device).float(), 0.0)
+        instructions = list(batch["instructions"])
+        if len(instructions) != B:
+            raise ValueError(f"{len(instructions)} instructions for a batch of {B}")
+
+        state = self.vlm.encode_prefix(unit, instructions, times, valid)
+        z_hat = self.vlm.aggregate(state["latent_states"])
+        distill = F.mse_loss(z_hat, z_star)
+        f_hat = self._lawm_frozen(f_t, z_hat).float()
+        subgoal = F.mse_loss(f_hat, f_tT)
+
+        # Flow matching sees the VLM only through the insulated action-query pass and detached context.
+        queries = self.vlm.encode_action_queries(state, insulate=True)
+        ctx = self.expert.context(state["prefix"].detach(), state["prefix_valid"], f_t, f_hat.detach())
+        base = self.expert.token_base(queries, times)
+        flow = flow_matching_loss(lambda x, tau: self.expert(x, tau, base, valid, ctx, emb), actions, valid,
+                                  generator)
+        loss = distill + c.lambda_subgoal * subgoal + flow
+        return dict(loss=loss, distill=distill, subgoal=subgoal, flow=flow)
+
+    stage2_losses = training_losses
+
+    def parameter_groups(self, stage: int) -> list[dict]:
+        """Optimiser groups (AdamW) with the notes' learning rates; frozen modules get requires_grad=False."""
+        c = self.config
+        stage1 = [self.idm, self.lawm, self.aux_heads]
+        if stage == 1:
+            for m in stage1:
+                m.requires_grad_(True)
+            return [dict(params=[p for m in stage1 for p in m.parameters()], lr=c.lr_expert, name="latent_action")]
+        if stage != 2:
+            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        self._require_stage2()
+        for m in stage1:
+            m.requires_grad_(False)
+        self.vlm.requires_grad_(True)
+        self.expert.requires_grad_(True)
+        return [dict(params=list(self.expert.parameters()), lr=c.lr_expert, name="expert"),
+                dict(params=list(self.vlm.parameters()), lr=c.lr_other, name="vlm")]
+
+    # ------------------------------------------------------------------ inference
+    def _check_request(self, images, instruction, control_hz, horizon_s, embodiment=None):
+        if images is None or (isinstance(images, (list, tuple)) and len(images) == 0):
+            raise ValueError("no images given: need at least the primary camera image")
+        if isinstance(images, np.ndarray):
+            images = [images]
+        if not isinstance(images, (list, tuple)):
+            raise ValueError(f"images must be a list of HxWx3 uint8 arrays, got {type(images).__name__}")
+        roles = self.config.cameras(embodiment)
+        if len(images) > len(roles):
+            raise ValueError(f"{len(images)} images given; {self.config.layout(embodiment).embodiment} takes at "
+                             f"most {len(roles)} ({', '.join(roles)})")
+        for i, img in enumerate(images):
+            check_image(img, "primary image" if i == 0 else f"auxiliary image {i}")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError("instruction is empty: a task instruction is required")
+        if isinstance(control_hz, bool) or not isinstance(control_hz, (int, float, np.number)) \
+                or not math.isfinite(control_hz) or control_hz <= 0:
+            raise ValueError(f"control rate must be a positive number of Hz, got {control_hz!r}")
+        if horizon_s is not None:
+            if not isinstance(horizon_s, (int, float, np.number)) or not math.isfinite(horizon_s) or horizon_s <= 0:
+                raise ValueError(f"horizon must be a positive number of seconds, got {horizon_s!r}")
+            if abs(horizon_s - self.config.horizon_s) > 1e-6:
+                raise ValueError(f"horizon {horizon_s} s differs from this checkpoint's T = "
+                                 f"{self.config.horizon_s} s (LaWM only knows its trained horizon)")
+        return list(images)
+
+    @torch.no_grad()
+    def _prefix(self, images, instruction, control_hz):
+        """Everything computed once per chunk: DINOv3, the VLM (prefix + action queries), z_hat, LaWM subgoal,
+        the expert's context keys/values and the noise-independent token part."""
+        H = self.config.horizon_steps(control_hz)
+        times = torch.arange(H, device=self.device, dtype=torch.float32)[None] / float(control_hz)
+        valid = torch.ones(1, H, dtype=torch.bool, device=self.device)
+        unit = to_unit_images(images, self.config.image_size, device=self.device)[None]
+        f_t = self.encode_features(unit[:, 0])
+        state = self.vlm.encode_prefix(unit, [instruction], times, valid, fused_queries=True)
+        z_hat = self.vlm.aggregate(state["latent_states"])
+        f_hat = self.lawm(f_t.to(self._dtype(self.lawm)), z_hat.to(self._dtype(self.lawm))).float()
+        ctx = self.expert.context(state["prefix"], state["prefix_valid"], f_t, f_hat)
+        base = self.expert.token_base(state["queries"], times)
+        return dict(H=H, times=times, valid=valid, f_t=f_t, z_hat=z_hat, f_hat=f_hat, ctx=ctx, base=base)
+
+    @torch.inference_mode()
+    def prefix_only(self, images, instruction, control_hz, embodiment=None):
+        """The per-chunk prefix (DINOv3 + VLM + LaWM + context projection) without denoising (benchmarks)."""
+        self._require_stage2()
+        images = self._check_request(images, instruction, control_hz, None, embodiment)
+        return self._prefix(images, instruction, control_hz)
+
+    @torch.inference_mode()
+    def predict_chunk(self, images, instruction, control_hz, horizon_s=None, embodiment=None, seed=None,
+                      prev_actions=None, prev_timestamps=None) -> ActionChunkPrediction:
+        self._require_stage2()
+        layout = self.config.layout(embodiment)
+        images = self._check_request(images, instruction, control_hz, horizon_s, layout.embodiment)
+        norm = self.normalizer(layout.embodiment)
+        H = self.config.horizon_steps(control_hz)
+        known, known_mask, known_idx = self._inpaint_targets(prev_actions, prev_timestamps, H, control_hz, norm)
+
+        p = self._prefix(images, instruction, control_hz)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        steps = self.config.num_denoise_steps
+        mods = self.expert.modulations(torch.arange(steps, device=self.device, dtype=torch.float32) / steps)
+
+        def velocity(x, tau, step):
+            step_mods = [m[step:step + 1] for m in mods]
+            return self.expert(x, tau, p["base"], p["valid"], p["ctx"], layout.embodiment, step_mods)
+
+        x = euler_sample(velocity, (1, H, self.config.net_action_dim(layout.embodiment)), steps, self.device, gen,
+                         known, known_mask)
+        actions = norm.decode(x)[0].cpu().double().numpy()
+        for k, row in known_idx.items():  # the previous chunk's actions are kept exactly as given
+            actions[k] = row
+        subgoal = p["f_hat"][0].cpu().float().numpy()
+        if not (np.isfinite(actions).all() and np.isfinite(subgoal).all()):
+            raise FloatingPointError("LaWAM produced non-finite actions or subgoal features")
+        return ActionChunkPrediction(
+            timestamps=np.arange(H, dtype=np.float64) / float(control_hz), actions=actions.astype(np.float64),
+            subgoal=subgoal, current_features=p["f_t"][0].cpu().float().numpy(),
+            z_hat=p["z_hat"][0].cpu().float().numpy(), embodiment=layout.embodiment, action_names=layout.names,
+            control_hz=float(control_hz))
+
+    def _inpaint_targets(self, prev_actions, prev_timestamps, H, control_hz, norm):
+        """Map the previous chunk's remaining actions onto this chunk's grid (nearest step within half a
+        period; times outside [0, T) are ignored)."""
+        if prev_actions is None and prev_timestamps is None:
+            return None, None, {}
+        if prev_actions is None or prev_timestamps is None:
+            raise ValueError("prev_actions and prev_timestamps must be given together")
+        a = np.asarray(prev_actions, dtype=np.float64)
+        t = np.asarray(prev_timestamps, dtype=np.float64)
+        D = norm.layout.dim
+        if a.ndim != 2 or a.shape[1] != D:
+            raise ValueError(f"prev_actions must be (K, {D}) for {norm.layout.embodiment}, got {a.shape}")
+        if t.shape != (a.shape[0],):
+            raise ValueError(f"prev_timestamps must be ({a.shape[0]},), got {t.shape}")
+        if not (np.isfinite(a).all() and np.isfinite(t).all()):
+            raise ValueError("prev_actions / prev_timestamps contain non-finite values")
+        idx = {}
+        for row, ts in zip(a, t):
+            k = int(round(ts * control_hz))
+            if 0 <= k < H and abs(ts - k / control_hz) <= 0.5 / control_hz:
+                idx[k] = row
+        if not idx:
+            return None, None, {}
+        known = torch.zeros(1, H, self.config.net_action_dim(norm.layout.embodiment), device=self.device)
+        mask = torch.zeros(1, H, dtype=torch.bool, device=self.device)
+        ks = sorted(idx)
+        known[0, ks] = norm.encode(torch.tensor(np.stack([idx[k] for k in ks]), dtype=torch.float32)).to(self.device)
+        mask[0, ks] = True
+        return known, mask, idx
+
+    # ------------------------------------------------------------------ reporting
+    def parameter_report(self) -> dict:
+        def count(m):
+            return 0 if m is None else sum(p.numel() for p in m.parameters())
+
+        rep = dict(encoder=count(self.encoder), idm=count(self.idm), lawm=count(self.lawm),
+                   aux_heads=count(self.aux_heads), vlm=0, vlm_vision=0, vlm_text=0, queries=0, expert=0)
+        if self.vlm is not None:
+            rep["vlm"] = count(self.vlm.qwen)
+            rep["vlm_vision"] = count(self.vlm.qwen.visual)
+            rep["vlm_text"] = count(self.vlm.qwen.language_model)
+            rep["queries"] = count(self.vlm) - rep["vlm"]  # latent/action queries + aggregator
+            rep["expert"] = count(self.expert)
+        # Deployed model: everything but the training-only IDM encoder and auxiliary heads.
+        rep["total"] = rep["encoder"] + rep["lawm"] + rep["vlm"] + rep["queries"] + rep["expert"]
+        return rep
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = LaWAMConfig.from_dict(self.config.to_dict())
+        cfg.dinov3_path = cfg.qwen3vl_path = None  # the weights now live in this checkpoint
+        cfg.tokenizer = "checkpoint" if self.vlm is not None else "builtin"
+        cfg.save(directory)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        if self.vlm is not None:
+            self.vlm.tokenizer.save_pretrained(str(directory))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, components: str | None = None, device=None, dtype=None,
+                        qwen3vl_path: str | None = None) -> "LaWAMPolicy":
+        """Load a checkpoint. `components="all"` turns a stage-1 checkpoint into a stage-2 policy: the
+        encoder, IDM, LaWM and auxiliary heads are loaded; the VLM comes from `qwen3vl_path` (or is random)."""
+        directory = Path(directory)
+        cfg = LaWAMConfig.load(directory)
+        stage1_ckpt = cfg.components == "stage1"
+        if components is not None:
+            cfg.components = components
+        cfg.qwen3vl_path = qwen3vl_path
+        cfg.validate()
+        tokenizer = None
+        if cfg.components == "all" and (directory / "tokenizer.json").is_file():
+            tokenizer = load_tokenizer(directory)
+        policy = cls(cfg, tokenizer=tokenizer)
+        state = load_file(str(directory / WEIGHTS_NAME))
+        if stage1_ckpt and cfg.components == "all":
+            missing, unexpected = policy.load_state_dict(state, strict=False)
+            bad = [k for k in missing if not k.startswith(("vlm.", "expert."))]
+            if bad or unexpected:
+                raise ValueError(f"stage-1 checkpoint does not fit: missing {bad[:3]}, unexpected {unexpected[:3]}")
+        else:
+            policy.load_state_dict(state, strict=True)
+        policy.config.tokenizer = "checkpoint" if tokenizer is not None else "builtin"
+        policy.eval()
+        if device is not None or dtype is not None:
+            policy.to(device=device, dtype=dtype)
+        return policy
