@@ -1,0 +1,407 @@
+"""`finetune`: post-train a LaWAM checkpoint on LeRobot datasets, or train the preset from scratch.
+
+    finetune --dataset DIR [--dataset DIR …] --output DIR [--checkpoint DIR] [--preset tiny|paper]
+             [--steps N] [--config FILE] [--stage auto|1|2|both] [--resume] …
+    torchrun --nproc_per_node 4 -m lawam_training.finetune …      (DDP; FSDP for the paper preset)
+
+With --checkpoint the default is stage 2 (policy post-training, lr 5e-5). Without it the preset's untrained
+weights are trained stage 1 (latent action model / LaWM), then stage 2, on the given data.
+Settings: code defaults (FinetuneSettings, documented in config/finetune.yaml) < --config FILE < options.
+
+The output directory ends up a `LaWAMPolicy.from_pretrained` checkpoint (normalisation statistics, action
+layouts, T and camera roles in lawam_config.json), with `checkpoints/` (periodic, for --resume),
+`tensorboard/` and `run.json` beside it. Bad input (path, dataset features, checkpoint of another preset,
+settings) is reported before anything is written: exit status 2, nothing left on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class FinetuneError(Exception):
+    """Bad input: reported as one line, exit status 2."""
+
+
+@dataclass
+class FinetuneSettings:
+    """Every finetune setting; the YAML keys of --config are these field names."""
+    datasets: list = field(default_factory=list)
+    output: str | None = None
+    checkpoint: str | None = None
+    preset: str | None = None  # None: the checkpoint's preset, else "tiny"
+    stage: str = "auto"  # auto: 2 with a checkpoint, both without; or 1, 2, both
+    steps: int = 1000  # optimiser steps of stage 2 (of stage 1 when stage is 1)
+    stage1_steps: int | None = None  # stage-1 steps when both stages run (None: = steps)
+    horizon_s: float | None = None  # T; None: the checkpoint's, else the preset's (1.2 s)
+    cameras: list | None = None  # camera order (first = primary); None: the dataset's order
+    action_layout: str | None = None  # embodiment name to insist on; None: from the dataset's feature names
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float | None = None  # one rate for every trained module; None: see post_training_lr / model rates
+    post_training_lr: float = 5e-5  # lr with --checkpoint when lr is None
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float | None = 1.0
+    precision: str = "auto"
+    seed: int = 0
+    val_fraction: float = 0.1  # share of each dataset's episodes held out for validation loss
+    val_every: int = 500
+    val_batches: int = 8
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    num_workers: int = 2
+    distributed: str = "auto"
+    progress: bool = True
+    model: dict = field(default_factory=dict)  # LaWAMConfig overrides for a new model (e.g. qwen3vl_path)
+
+
+TRAIN_FIELDS = ("batch_size", "grad_accum", "weight_decay", "warmup_steps", "min_lr_ratio", "max_grad_norm",
+                "precision", "seed", "val_every", "val_batches", "checkpoint_every", "keep_checkpoints",
+                "log_every", "num_workers", "distributed", "progress")
+
+
+def load_settings_file(path) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FinetuneError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise FinetuneError(f"config file {p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise FinetuneError(f"config file {p} must hold a mapping of settings")
+    known = {f.name for f in dataclasses.fields(FinetuneSettings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise FinetuneError(f"config file {p}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    if isinstance(data.get("datasets"), str):
+        data["datasets"] = [data["datasets"]]
+    return data
+
+
+def parse_args(argv=None) -> tuple[FinetuneSettings, argparse.Namespace]:
+    ap = argparse.ArgumentParser(prog="finetune", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", action="append", dest="datasets", metavar="DIR", help="LeRobot dataset (repeat)")
+    ap.add_argument("--output", metavar="DIR", help="output directory (new or empty, unless --resume)")
+    ap.add_argument("--checkpoint", metavar="DIR", help="LaWAM checkpoint to post-train")
+    ap.add_argument("--preset", choices=["tiny", "paper"])
+    ap.add_argument("--config", metavar="FILE", help="YAML settings (see config/finetune.yaml)")
+    ap.add_argument("--stage", choices=["auto", "1", "2", "both"])
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--stage1-steps", type=int)
+    ap.add_argument("--horizon", type=float, dest="horizon_s", metavar="SECONDS", help="chunk horizon T")
+    ap.add_argument("--cameras", nargs="+", metavar="NAME", help="camera order, primary first")
+    ap.add_argument("--action-layout", metavar="EMBODIMENT")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--grad-accum", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--num-workers", type=int)
+    ap.add_argument("--val-fraction", type=float)
+    ap.add_argument("--val-every", type=int)
+    ap.add_argument("--checkpoint-every", type=int)
+    ap.add_argument("--log-every", type=int)
+    ap.add_argument("--distributed", choices=["auto", "ddp", "fsdp"])
+    ap.add_argument("--no-progress", dest="progress", action="store_const", const=False)
+    ap.add_argument("--resume", action="store_true", help="continue the run in --output from its newest checkpoint")
+    ap.add_argument("--stop-after", type=int, metavar="N",
+                    help="leave a stage after N of its steps, with a checkpoint (preemptible jobs; tests)")
+    args = ap.parse_args(argv)
+
+    values = dataclasses.asdict(FinetuneSettings())
+    if args.config:
+        values.update(load_settings_file(args.config))
+    for key, value in vars(args).items():
+        if key in values and value is not None:
+            values[key] = value
+    try:
+        settings = FinetuneSettings(**values)
+    except TypeError as e:
+        raise FinetuneError(f"bad settings: {e}") from None
+    return settings, args
+
+
+# ---------------------------------------------------------------------------------------------- data
+def split_episodes(ds, val_fraction: float, seed: int):
+    """(train, val) views of a DemoDataset holding whole episodes each; val is None without held-out data."""
+    episodes = ds._ds.meta.episodes  # (DemoDataset keeps the LeRobotDataset; episode bounds live there)
+    n_ep = len(episodes)
+    n_val = 0 if val_fraction <= 0 or n_ep < 2 else min(n_ep - 1, max(1, round(val_fraction * n_ep)))
+    if n_val == 0:
+        return ds, None
+    import numpy as np
+    chosen = set(np.random.default_rng(seed).permutation(n_ep)[:n_val].tolist())
+    bounds = [(int(episodes[e]["dataset_from_index"]), int(episodes[e]["dataset_to_index"])) for e in range(n_ep)]
+
+    def view(keep):
+        v = copy.copy(ds)
+        v.indices = [i for i in ds.indices if any(keep(e) and a <= i < b for e, (a, b) in enumerate(bounds))]
+        return v
+
+    train, val = view(lambda e: e not in chosen), view(lambda e: e in chosen)
+    return train, (val if val.indices else None)
+
+
+def open_datasets(settings: FinetuneSettings, horizon_s: float):
+    from .data import DemoDataset
+    from .episode_store import DatasetError
+
+    if not settings.datasets:
+        raise FinetuneError("no --dataset given")
+    out = []
+    for d in settings.datasets:
+        p = Path(d).expanduser()
+        if not p.exists():
+            raise FinetuneError(f"dataset path {p} does not exist")
+        if not p.is_dir():
+            raise FinetuneError(f"dataset path {p} is not a directory")
+        try:
+            out.append(DemoDataset(p, horizon_s, cameras=settings.cameras, action_layout=settings.action_layout))
+        except DatasetError as e:
+            raise FinetuneError(str(e)) from None
+        except ValueError as e:  # unknown action layout and the like
+            raise FinetuneError(f"dataset {p}: {e}") from None
+    return out
+
+
+def dataset_metadata(datasets) -> dict:
+    """Per embodiment: its layout, camera roles and the (actions, states) of all its datasets."""
+    import numpy as np
+    emb: dict = {}
+    for ds in datasets:
+        e = emb.setdefault(ds.embodiment, dict(layout=ds.layout, cameras=list(ds.cameras), actions=[], states=[],
+                                                roots=[]))
+        if ds.layout != e["layout"]:
+            raise FinetuneError(f"datasets {e['roots'][0]} and {ds.root} both say {ds.embodiment!r} but have "
+                                f"different action layouts ({e['layout'].arms} vs {ds.layout.arms})")
+        if list(ds.cameras) != e["cameras"]:
+            raise FinetuneError(f"datasets of {ds.embodiment!r} have different cameras: {e['cameras']} in "
+                                f"{e['roots'][0]}, {list(ds.cameras)} in {ds.root} (choose with --cameras)")
+        a, s = ds.wire_arrays()
+        e["actions"].append(a)
+        e["states"].append(s)
+        e["roots"].append(ds.root)
+    for e in emb.values():
+        e["actions"], e["states"] = np.concatenate(e["actions"]), np.concatenate(e["states"])
+    return emb
+
+
+# ---------------------------------------------------------------------------------------------- model
+def read_checkpoint_config(path):
+    from lawam_policy.model import LaWAMConfig
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise FinetuneError(f"checkpoint {p} does not exist or is not a directory")
+    try:
+        return LaWAMConfig.load(p)
+    except (FileNotFoundError, ValueError, json.JSONDecodeError) as e:
+        raise FinetuneError(f"checkpoint {p} is not a LaWAM checkpoint: {e}") from None
+
+
+def apply_data_to_config(cfg, meta: dict, from_checkpoint: bool):
+    """Action layouts, camera roles and normalisation statistics of the data go into the model config."""
+    from lawam_policy.model import compute_stats
+
+    for name, e in meta.items():
+        layout = e["layout"]
+        if name in cfg.embodiments and tuple(cfg.embodiments[name]["arms"]) != layout.arms:
+            raise FinetuneError(f"the data's {name!r} layout has arms {layout.arms}, the model's has "
+                                f"{tuple(cfg.embodiments[name]['arms'])}")
+        if from_checkpoint and name not in cfg.embodiments:
+            raise FinetuneError(f"the checkpoint knows the embodiments {sorted(cfg.embodiments)}, not the data's "
+                                f"{name!r} (its action heads do not exist)")
+        cfg.embodiments[name] = layout.to_dict()
+        cfg.camera_roles[name] = list(e["cameras"])
+        cfg.normalization[name] = {"action": compute_stats(e["actions"], layout),
+                                   "state": compute_stats(e["states"], layout)}
+    cfg.default_embodiment = next(iter(meta))
+
+
+def stage_plan(settings: FinetuneSettings, has_checkpoint: bool) -> list[tuple[int, int]]:
+    stage = settings.stage
+    if stage == "auto":
+        stage = "2" if has_checkpoint else "both"
+    if stage == "both":
+        return [(1, settings.stage1_steps or settings.steps), (2, settings.steps)]
+    return [(int(stage), settings.steps)]
+
+
+# ---------------------------------------------------------------------------------------------- run
+def _say(dist, msg):
+    if dist.is_main:
+        print(f"finetune: {msg}", file=sys.stderr, flush=True)
+
+
+def prepare(settings: FinetuneSettings, resume: bool):
+    """All checks and the model, before anything is written. Returns (policy, plan, datasets, info)."""
+    import torch
+
+    from lawam_policy.model import LaWAMConfig, LaWAMPolicy
+    from .train import find_checkpoints, latest_checkpoint
+
+    if not settings.output:
+        raise FinetuneError("no --output given")
+    out = Path(settings.output).expanduser()
+    if out.exists() and not out.is_dir():
+        raise FinetuneError(f"output {out} exists and is not a directory")
+    run_dir = out / "checkpoints"
+    if resume:
+        if not (out / "run.json").is_file():
+            raise FinetuneError(f"--resume: {out} holds no finetune run (no run.json)")
+        recorded = json.loads((out / "run.json").read_text())
+        now = [str(Path(d).expanduser().absolute()) for d in settings.datasets]
+        if recorded["datasets"] != now:
+            raise FinetuneError(f"--resume: the run in {out} trained on {recorded['datasets']}, not {now}")
+    elif out.exists() and any(out.iterdir()):
+        raise FinetuneError(f"output {out} is not empty (use --resume to continue a run there, or a new directory)")
+
+    for key, value in (("steps", settings.steps), ("batch_size", settings.batch_size)):
+        if value is None or int(value) < 1:
+            raise FinetuneError(f"{key} must be >= 1, got {value}")
+
+    ckpt_cfg = None
+    if settings.checkpoint:
+        ckpt_cfg = read_checkpoint_config(settings.checkpoint)
+        if settings.preset and settings.preset != ckpt_cfg.preset:
+            raise FinetuneError(f"checkpoint {settings.checkpoint} is of the {ckpt_cfg.preset!r} preset, but "
+                                f"--preset {settings.preset} was asked for")
+        if settings.horizon_s and abs(settings.horizon_s - ckpt_cfg.horizon_s) > 1e-9:
+            raise FinetuneError(f"horizon T = {settings.horizon_s} s differs from the checkpoint's "
+                                f"T = {ckpt_cfg.horizon_s} s (its LaWM only knows that horizon)")
+    preset = ckpt_cfg.preset if ckpt_cfg else (settings.preset or "tiny")
+    horizon = ckpt_cfg.horizon_s if ckpt_cfg else (settings.horizon_s or LaWAMConfig.preset(preset).horizon_s)
+
+    datasets = open_datasets(settings, horizon)
+    meta = dataset_metadata(datasets)
+    plan = stage_plan(settings, ckpt_cfg is not None)
+
+    latest = latest_checkpoint(run_dir) if resume else None
+    if latest is not None:
+        # Resume: the model (with the statistics computed at the start of the run) comes from the checkpoint.
+        policy = LaWAMPolicy.from_pretrained(latest, components="all")
+        done_stage = max(s for s, _, _ in find_checkpoints(run_dir))
+        plan = [(s, n) for s, n in plan if s >= done_stage]
+        how = f"resuming from {latest}"
+    elif ckpt_cfg is not None:
+        policy = LaWAMPolicy.from_pretrained(Path(settings.checkpoint).expanduser(), components="all")
+        apply_data_to_config(policy.config, meta, from_checkpoint=True)
+        how = f"post-training checkpoint {settings.checkpoint} ({preset} preset)"
+        if settings.model:
+            how += f"; the model settings {sorted(settings.model)} are ignored (the checkpoint defines the model)"
+    else:
+        try:
+            cfg = LaWAMConfig.preset(preset, horizon_s=horizon, **settings.model)
+        except ValueError as e:
+            raise FinetuneError(f"model settings: {e}") from None
+        apply_data_to_config(cfg, meta, from_checkpoint=False)
+        torch.manual_seed(settings.seed)
+        policy = LaWAMPolicy(cfg)
+        how = (f"no --checkpoint: training the {preset} preset from its untrained weights, "
+               + " then ".join(f"stage {s} ({n} steps)" for s, n in plan) + " on the given data")
+        if preset == "paper" and not (cfg.dinov3_path and cfg.qwen3vl_path):
+            how += ("; without model.dinov3_path / model.qwen3vl_path the frozen DINOv3 encoder and the "
+                    "Qwen3-VL prior start random too")
+    return policy, plan, datasets, dict(how=how, preset=preset, horizon_s=horizon, embodiments=sorted(meta))
+
+
+def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None = None) -> dict:
+    """The whole finetune job (library entry; main() wraps it). Raises FinetuneError on bad input."""
+    from .data import MixedDataset
+    from .train import DistContext, Trainer, TrainOptions, latest_checkpoint, write_atomic_dir
+
+    out = Path(settings.output or "").expanduser()
+    dist = DistContext.from_env()
+    created = False
+    try:
+        policy, plan, datasets, info = prepare(settings, resume)
+        _say(dist, info["how"])
+        splits = [split_episodes(ds, settings.val_fraction, settings.seed) for ds in datasets]
+        train = MixedDataset([t for t, _ in splits])
+        vals = [v for _, v in splits if v is not None]
+        val = MixedDataset(vals) if vals else None
+        if val is None:
+            _say(dist, "no held-out episodes (val_fraction 0 or single-episode datasets): no validation loss")
+
+        if dist.is_main:
+            created = not out.exists()
+            out.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                record = dict(datasets=[str(Path(d).expanduser().absolute()) for d in settings.datasets],
+                              settings=dataclasses.asdict(settings), plan=plan, **info)
+                (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+        dist.barrier()
+
+        lr = settings.lr if settings.lr is not None else (settings.post_training_lr if settings.checkpoint else None)
+        results = {}
+        for stage, steps in plan:
+            opts = TrainOptions(steps=steps, lr=lr, **{k: getattr(settings, k) for k in TRAIN_FIELDS})
+            try:
+                trainer = Trainer(policy, stage, train, out / "checkpoints", opts, val_data=val, dist=dist,
+                                  tensorboard_dir=out / "tensorboard" / f"stage{stage}")
+            except ValueError as e:
+                raise FinetuneError(str(e)) from None
+            results[stage] = trainer.fit(resume=resume or stage != plan[0][0], stop_after=stop_after)
+            if results[stage]["step"] < steps:
+                _say(dist, f"stopped at step {results[stage]['step']} of stage {stage}; continue with --resume")
+                return dict(finished=False, results=results, output=str(out))
+            final = latest_checkpoint(out / "checkpoints", stage)
+            if trainer.sharded:  # FSDP wrapped the modules in place: go on with a plain model from the checkpoint
+                from lawam_policy.model import LaWAMPolicy
+                policy = LaWAMPolicy.from_pretrained(final, components="all")
+
+        if dist.is_main:
+            def fill(tmp):
+                # The last stage's final checkpoint holds the model (gathered in full under FSDP).
+                for f in final.iterdir():
+                    if f.suffix != ".pt":  # not trainer_state.pt / optimizer shards
+                        shutil.copy2(f, tmp / f.name)
+                summary = {f"stage{s}": dict(step=r["step"], val=r["val"]) for s, r in results.items()}
+                (tmp / "training_summary.json").write_text(json.dumps(summary, indent=2))
+
+            staged = write_atomic_dir(out / ".final", fill)
+            # Move the files next to checkpoints/; the config last, so a loadable config means a whole model.
+            names = sorted(p.name for p in staged.iterdir())
+            for name in sorted(names, key=lambda n: n == "lawam_config.json"):
+                os.replace(staged / name, out / name)
+            staged.rmdir()
+            _say(dist, f"done: {out} (load with LaWAMPolicy.from_pretrained)")
+        dist.barrier()
+        return dict(finished=True, results=results, output=str(out))
+    except BaseException:
+        # Nothing partial: a directory this call created, with no checkpoint in it, goes again.
+        if dist.is_main and created and not any((out / "checkpoints").glob("stage*_step*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        dist.close()
+
+
+def main(argv=None) -> int:
+    try:
+        settings, args = parse_args(argv)
+        result = run(settings, resume=args.resume, stop_after=args.stop_after)
+    except FinetuneError as e:
+        print(f"finetune: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0 if result["finished"] or args.stop_after else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The training loop (lawam_training.train) on the tiny preset, CPU: both stages learn (overfit a tiny dataset),
+resume is bit-exact, checkpoints are atomic and pruned, TensorBoard and progress report loss and samples/s."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("lerobot")
+
+from lawam_policy.action_layout import get_layout  # noqa: E402
+from lawam_policy.model import LaWAMConfig, LaWAMPolicy, compute_stats  # noqa: E402
+from lawam_training.data import DemoDataset, MixedDataset  # noqa: E402
+from lawam_training.episode_store import EpisodeStore, make_features  # noqa: E402
+from lawam_training.train import (TRAINER_STATE, Trainer, TrainOptions, find_checkpoints,  # noqa: E402
+                                  latest_checkpoint)
+
+torch.set_num_threads(1)  # tiny ops on a shared 2-core machine
+T = 0.4
+
+
+def make_demos(root, episodes=2, frames=12, fps=10, size=(32, 32)):
+    """A moving franka demo: x and the gripper ramp with time, the image brightens; one task per episode."""
+    layout = get_layout("franka_panda")
+    store = EpisodeStore(root, fps, make_features(layout, {"primary": size}), "franka_panda")
+    for e in range(episodes):
+        rec = store.begin_episode(f"push the block {e}")
+        for k in range(frames):
+            u = k / frames
+            img = np.zeros(size + (3,), np.uint8)
+            img[:, : int(4 + u * (size[1] - 8))] = 200  # a bar that grows with time
+            s = np.array([0.3 + 0.2 * u, 0.1 * e, 0.4, 0, 0, 0, 1, u], np.float32)
+            rec.add_frame({"primary": img}, s, s + np.array([0.02, 0, 0, 0, 0, 0, 0, 0], np.float32))
+        rec.commit()
+    return root
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    return make_demos(tmp_path_factory.mktemp("train") / "demos")
+
+
+def make_policy(ds: DemoDataset, seed=0):
+    cfg = LaWAMConfig.preset("tiny", horizon_s=T)
+    a, s = ds.wire_arrays()
+    layout = ds.layout
+    cfg.normalization[layout.embodiment] = {"action": compute_stats(a, layout), "state": compute_stats(s, layout)}
+    cfg.camera_roles[layout.embodiment] = list(ds.cameras)
+    torch.manual_seed(seed)
+    return LaWAMPolicy(cfg)
+
+
+def options(**kw):
+    base = dict(steps=4, batch_size=2, log_every=1, val_every=1000, checkpoint_every=1000, progress=False,
+                num_workers=0, keep_checkpoints=0)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def weights(policy):
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
+# (stage, steps, lr, the loss terms that must fall to below `factor` x their start)
+@pytest.mark.parametrize("stage,steps,lr,terms", [
+    (1, 25, 2e-3, {"loss": 0.7, "feature": 0.7}),
+    # An untrained LaWM ignores z (adaLN-Zero gates start shut), so the subgoal term cannot move yet:
+    # the distillation and flow-matching terms must.
+    (2, 40, 3e-3, {"loss": 0.8, "distill": 0.5, "flow": 0.7})])
+def test_stage_overfits_a_tiny_dataset(demos, tmp_path, stage, steps, lr, terms):
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    policy = make_policy(ds)
+    tr = Trainer(policy, stage, data, tmp_path / "ck", options(steps=steps, batch_size=4, lr=lr), val_data=data)
+    before = tr.validate()
+    frozen = {k: v for k, v in weights(policy).items() if k.startswith("encoder.")}
+    result = tr.fit()
+    after = result["val"]
+    for term, factor in terms.items():
+        assert after[term] < factor * before[term], \
+            f"stage {stage} {term} did not fall enough: {before[term]:.4f} -> {after[term]:.4f}"
+    train_losses = [h["loss"] for h in result["history"] if h["kind"] == "train"]
+    assert np.mean(train_losses[-5:]) < np.mean(train_losses[:5])
+    # the frozen DINOv3 encoder never moves; in stage 2 neither do the IDM teacher and LaWM
+    for k, v in policy.state_dict().items():
+        if k in frozen:
+            assert torch.equal(v, frozen[k]), k
+    assert all(h["samples_per_s"] > 0 for h in result["history"] if h["kind"] == "train")
+
+
+def test_stage2_keeps_stage1_modules_frozen(demos, tmp_path):
+    ds = DemoDataset(demos, T)
+    policy = make_policy(ds)
+    start = weights(policy)
+    Trainer(policy, 2, MixedDataset([ds]), tmp_path / "ck", options(steps=2)).fit()
+    end = weights(policy)
+    for k in start:
+        moved = not torch.equal(start[k], end[k])
+        if k.startswith(("idm.", "lawm.", "aux_heads.", "encoder.")):
+            assert not moved, f"{k} changed in stage 2"
+    assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith("expert."))
+    assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith("vlm."))
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_resume_is_bit_exact(demos, tmp_path, stage):
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    # 10 steps of 2 samples, an epoch is 16 samples (8 batches): the resumed part crosses an epoch boundary.
+    opts = dict(steps=10, grad_accum=1, warmup_steps=2, checkpoint_every=1000)
+
+    full = make_policy(ds)
+    Trainer(full, stage, data, tmp_path / "full", options(**opts), val_data=data).fit()
+
+    first = make_policy(ds)
+    tr = Trainer(first, stage, data, tmp_path / "cut", options(**opts), val_data=data)
+    tr.fit(stop_after=7)
+    assert tr.step == 7 and latest_checkpoint(tmp_path / "cut", stage).name == f"stage{stage}_step00000007"
+    # The loop draws its noise from per-(step, slot) generators, not the global RNG: disturbing it is harmless.
+    torch.manual_seed(1234)
+    np.random.seed(99)
+    resumed = make_policy(ds, seed=1)  # other initial weights: they must all come from the checkpoint
+    tr2 = Trainer(resumed, stage, data, tmp_path / "cut", options(**opts), val_data=data)
+    tr2.fit()
+    assert tr2.step == 10
+    a, b = full.state_dict(), resumed.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    sa = torch.load(latest_checkpoint(tmp_path / "full", stage) / TRAINER_STATE, weights_only=False)
+    sb = torch.load(latest_checkpoint(tmp_path / "cut", stage) / TRAINER_STATE, weights_only=False)
+    assert sa["scheduler"] == sb["scheduler"] and sa["epoch"] == sb["epoch"] == 1
+    for (i, x), (j, y) in zip(sa["optimizer"]["state"].items(), sb["optimizer"]["state"].items()):
+        assert i == j and all(torch.equal(x[n], y[n]) for n in x)
+
+
+def test_different_data_order_changes_the_result(demos, tmp_path):
+    """Guards the resume test: the comparison is sensitive to what resume restores (here the seed)."""
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    a, b = make_policy(ds), make_policy(ds)
+    Trainer(a, 1, data, tmp_path / "a", options(steps=2, seed=0)).fit()
+    Trainer(b, 1, data, tmp_path / "b", options(steps=2, seed=1)).fit()
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_checkpoints_are_atomic_pruned_and_loadable(demos, tmp_path):
+    ds = DemoDataset(demos, T)
+    policy = make_policy(ds)
+    run = tmp_path / "ck"
+    (run / ".stage1_step00000009.tmp-1").mkdir(parents=True)  # a crash's leftover: never resumed from
+    (run / "stage1_step00000008").mkdir()  # no trainer_state.pt: incomplete, ignored
+    tr = Trainer(policy, 1, MixedDataset([ds]), run, options(steps=4, checkpoint_every=1, keep_checkpoints=2))
+    tr.fit()
+    steps = [s for st, s, _ in find_checkpoints(run) if st == 1]
+    assert steps == [3, 4]
+    saved_rng = torch.get_rng_state()
+    torch.rand(100)
+    other = Trainer(make_policy(ds, seed=3), 1, MixedDataset([ds]), run, options(steps=4))
+    other.load_checkpoint(latest_checkpoint(run, 1))
+    assert torch.equal(torch.get_rng_state(), saved_rng)  # the RNG states travel in the checkpoint too
+    assert other.step == 4 and torch.equal(other.policy.lawm.pos, policy.lawm.pos)
+    ck = latest_checkpoint(run, 1)
+    loaded = LaWAMPolicy.from_pretrained(ck)
+    for k, v in policy.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    assert loaded.config.normalization["franka_panda"]["action"]["mean"][0] == pytest.approx(
+        policy.config.normalization["franka_panda"]["action"]["mean"][0])
+
+
+def test_tensorboard_and_progress_report_loss_and_throughput(demos, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    tr = Trainer(make_policy(ds), 1, data, tmp_path / "ck", options(steps=3, val_every=3, progress=True),
+                 val_data=data, tensorboard_dir=tmp_path / "tb")
+    tr.fit()
+    err = capsys.readouterr().err
+    assert "stage 1" in err and "loss=" in err and "samples_s=" in err and "val loss" in err
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    for tag in ("stage1/train/loss", "stage1/train/samples_per_s", "stage1/val/loss", "lr/latent_action"):
+        assert tag in tags, tags
+    assert [e.step for e in acc.Scalars("stage1/train/loss")] == [1, 2, 3]
+
+
+def test_global_batch_larger_than_data_is_a_clear_error(demos, tmp_path):
+    ds = DemoDataset(demos, T)
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        Trainer(make_policy(ds), 1, MixedDataset([ds]), tmp_path, options(batch_size=64))
+
+
+def test_learning_rate_schedule_warms_up_then_decays_by_cosine():
+    from lawam_training.train import lr_lambda
+
+    f = lr_lambda(total=10, warmup=2, min_ratio=0.1)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0) and f(6) == pytest.approx(0.55) and f(10) == pytest.approx(0.1)
+    assert all(f(i) >= f(i + 1) for i in range(2, 10))
+
+
+def test_per_module_learning_rates_and_lr_override(demos, tmp_path):
+    ds = DemoDataset(demos, T)
+    policy = make_policy(ds)
+    tr = Trainer(policy, 2, MixedDataset([ds]), tmp_path, options())
+    assert {g["name"]: g["lr"] for g in tr.optimizer.param_groups} == {"expert": 1e-4, "vlm": 1e-5}
+    tr = Trainer(policy, 2, MixedDataset([ds]), tmp_path, options(lr=5e-5))
+    assert {g["lr"] for g in tr.optimizer.param_groups} == {5e-5}
+
+
+def test_bf16_autocast_runs_and_changes_the_numerics(demos, tmp_path):
+    """bf16 autocast (the GPU default) exercised on CPU: it trains, and it really is on."""
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    a, b = make_policy(ds), make_policy(ds)
+    ra = Trainer(a, 1, data, tmp_path / "a", options(steps=2, precision="fp32"), val_data=data).fit()
+    rb = Trainer(b, 1, data, tmp_path / "b", options(steps=2, precision="bf16"), val_data=data).fit()
+    assert np.isfinite(rb["val"]["loss"]) and rb["val"]["loss"] != ra["val"]["loss"]
+    assert abs(rb["val"]["loss"] - ra["val"]["loss"]) < 0.05 * ra["val"]["loss"]
+    assert all(p.dtype == torch.float32 for p in b.parameters())  # master weights stay fp32
