@@ -100,10 +100,12 @@ def test_record_commit_discard_and_sigkill(harness):
     r = h.call("stop")
     cams_after = h.pub.counts["cam"] - cam0  # (the stop request travels while the camera goes on)
     assert r.success and r.episode_index == 0, r.message
-    # 30 Hz camera decimated to 15 fps, none dropped
+    # 30 Hz camera decimated to 15 fps, none dropped by the recorder. (Best-effort transport may lose
+    # images on a loaded machine, so the ratio of recorded to received frames is not exactly 1/2; the
+    # invariant is: never more frames than 15 fps of what the camera published, and decimation happened.)
     s = h.status
     assert s["frames"] == r.num_frames and s["dropped"] == 0
-    assert s["frames"] + s["decimated"] == s["primary_frames"] and abs(s["frames"] - s["primary_frames"] / 2) <= 2
+    assert s["frames"] + s["decimated"] == s["primary_frames"] and s["decimated"] > 0
     assert r.num_frames <= cams_after / 2 + 2
     assert " 0 dropped" in r.message
 
