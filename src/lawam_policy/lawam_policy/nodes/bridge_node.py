@@ -34,7 +34,27 @@ class BridgeNode(Node):
     """Base class; subclasses set the defaults, implement `send_grippers` and call `start_control()` at the
     end of their __init__ (the control thread must not tick before their gripper outputs exist)."""
 
-    DEFAULTS: dict = {}
+    # Defaults both robots share (safety well inside the Panda's Cartesian limits of about 1.7 m/s,
+    # 2.5 rad/s, 13 m/s^2, 25 rad/s^2); subclasses add their topics, frame, rate and workspace.
+    DEFAULTS: dict = {
+        "chunk_topic": "/lawam/action_chunk",
+        "status_topic": "/lawam/bridge_status",
+        "status_rate_hz": 10.0,
+        "max_linear_speed": 0.5,
+        "max_angular_speed": 1.0,
+        "max_linear_accel": 4.0,
+        "max_angular_accel": 8.0,
+        "gripper_min": 0.0,
+        "gripper_max": 1.0,
+        "max_start_distance_m": 0.15,
+        "max_start_angle_rad": 0.6,
+        "startup_ramp_s": 2.0,
+        "startup_speed_scale": 0.2,
+        "execution_delay_s": 0.0,
+        "blend_window_s": 0.2,
+        "interpolation": "cubic",
+        "initial_gripper": 1.0,
+    }
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)

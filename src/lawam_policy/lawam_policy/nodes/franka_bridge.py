@@ -119,31 +119,15 @@ class FrankaGripperActions:
 
 class FrankaBridge(BridgeNode):
     DEFAULTS = {
+        **BridgeNode.DEFAULTS,
         "embodiment": "franka_panda",
         "arm_names": ["arm"],
         "frame_id": "panda_link0",
-        "chunk_topic": "/lawam/action_chunk",
-        "status_topic": "/lawam/bridge_status",
         "target_topics": ["/cartesian_impedance_example_controller/equilibrium_pose"],
         "measured_pose_topics": ["/franka_robot_state_broadcaster/current_pose"],
         "control_rate_hz": 1000.0,
-        "status_rate_hz": 10.0,
         "workspace_min": [0.2, -0.6, 0.0],
         "workspace_max": [0.85, 0.6, 0.8],
-        "max_linear_speed": 0.5,
-        "max_angular_speed": 1.0,
-        "max_linear_accel": 4.0,
-        "max_angular_accel": 8.0,
-        "gripper_min": 0.0,
-        "gripper_max": 1.0,
-        "max_start_distance_m": 0.15,
-        "max_start_angle_rad": 0.6,
-        "startup_ramp_s": 2.0,
-        "startup_speed_scale": 0.2,
-        "execution_delay_s": 0.0,
-        "blend_window_s": 0.2,
-        "interpolation": "cubic",
-        "initial_gripper": 1.0,
     }
 
     def __init__(self, node_name: str = "franka_bridge", actions=None, **kwargs):

@@ -8,31 +8,15 @@ from .common import declare
 
 class QuantaBridge(BridgeNode):
     DEFAULTS = {
+        **BridgeNode.DEFAULTS,
         "embodiment": "quanta_x1",
         "arm_names": ["left", "right"],
         "frame_id": "base_link",
-        "chunk_topic": "/lawam/action_chunk",
-        "status_topic": "/lawam/bridge_status",
         "target_topics": ["/left_arm/target_pose", "/right_arm/target_pose"],
         "measured_pose_topics": ["/left_arm/current_pose", "/right_arm/current_pose"],
         "control_rate_hz": 250.0,
-        "status_rate_hz": 10.0,
         "workspace_min": [-0.7, -0.55, 0.0],
         "workspace_max": [0.7, 0.55, 0.55],
-        "max_linear_speed": 0.5,
-        "max_angular_speed": 1.0,
-        "max_linear_accel": 4.0,
-        "max_angular_accel": 8.0,
-        "gripper_min": 0.0,
-        "gripper_max": 1.0,
-        "max_start_distance_m": 0.15,
-        "max_start_angle_rad": 0.6,
-        "startup_ramp_s": 2.0,
-        "startup_speed_scale": 0.2,
-        "execution_delay_s": 0.0,
-        "blend_window_s": 0.2,
-        "interpolation": "cubic",
-        "initial_gripper": 1.0,
     }
 
     def __init__(self, node_name: str = "quanta_bridge", **kwargs):
