@@ -33,7 +33,8 @@ class DemoRecord:
         self.e2e_ms: list[float] = []
         self.bridges: dict[str, dict] = {}
         self.success_edges = 0
-        self.episodes = 0
+        self.seeds: list[int] = []          # episodes = distinct twin seeds seen (resets start new ones)
+        self.twin_refusals: dict = {}
         self._last_success = False
         self._last_chunks_produced = 0
         self.eef: list[tuple[float, float, float, float]] = []
@@ -58,8 +59,10 @@ class DemoRecord:
             self.success_edges += 1
         self._last_success = success
 
-    def on_episode(self) -> None:
-        self.episodes += 1
+    def on_twin_stats(self, stats: dict) -> None:
+        if not self.seeds or self.seeds[-1] != stats.get("seed"):
+            self.seeds.append(stats.get("seed"))
+        self.twin_refusals = dict(stats.get("refusals", {}))
 
     def summary(self) -> dict:
         bridges = self.bridges.values()
@@ -74,7 +77,8 @@ class DemoRecord:
             "safety_rejections": int(sum(sum(b["rejections"].values()) for b in bridges)),
             "safety_clamps": int(sum(sum(b["clamps"].values()) for b in bridges)),
             "holds": int(sum(sum(b["holds"].values()) for b in bridges)),
-            "episodes": max(self.episodes, 1 if self.eef or self.chunk_times else 0),
+            "twin_refusals": int(sum(self.twin_refusals.values())),
+            "episodes": len(self.seeds),
             "successes": self.success_edges,
         }
 
@@ -86,7 +90,7 @@ def main(args=None) -> None:
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Bool
+    from std_msgs.msg import Bool, String
 
     from lawam_policy.runtime.images import decode_raw
 
@@ -100,6 +104,7 @@ def main(args=None) -> None:
             self.system = self.declare_parameter("system", "").value
             camera = self.declare_parameter("camera_topic", "/camera/color/image_raw").value
             eef_topic = self.declare_parameter("eef_pose_topic", "/franka_robot_state_broadcaster/current_pose").value
+            stats_topic = self.declare_parameter("twin_stats_topic", "").value
             self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
             self.record = DemoRecord(self.system)
             self._last_frame = -1e9
@@ -112,6 +117,9 @@ def main(args=None) -> None:
             self.create_subscription(Image, camera, self._on_image, qos_profile_sensor_data)
             self.create_subscription(Image, "/lawam/subgoal_heatmap", self._on_heatmap, 1)
             self.create_subscription(PoseStamped, eef_topic, self._on_eef, qos_profile_sensor_data)
+            if stats_topic:
+                self.create_subscription(String, stats_topic,
+                                         lambda m: self.record.on_twin_stats(json.loads(m.data)), 10)
 
         def _now(self) -> float:
             return self.get_clock().now().nanoseconds * 1e-9

@@ -94,7 +94,7 @@ def _policy(args: dict, embodiment: str, cameras: list[str], default_task: str) 
         })
 
 
-def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str) -> list[NodeSpec]:
+def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, twin: str) -> list[NodeSpec]:
     if not args["demo_output"]:
         return []
     return [NodeSpec("lawam_bringup", "demo_monitor", "demo_monitor",
@@ -102,7 +102,8 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str) -
                                  "system": system,
                                  "output_dir": args["demo_output"],
                                  "camera_topic": cameras[0],
-                                 "eef_pose_topic": eef_pose_topic},
+                                 "eef_pose_topic": eef_pose_topic,
+                                 "twin_stats_topic": f"/{twin}/stats" if args["use_sim"] == "true" else ""},
                      required=False)]
 
 
@@ -116,7 +117,8 @@ def _franka_pick_place(args: dict) -> list[NodeSpec]:
     nodes.append(_policy(args, "franka_panda", cameras, "put the red cube in the bowl"))
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge", param_files=("franka_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, "franka_pick_place", cameras, "/franka_robot_state_broadcaster/current_pose")
+    return nodes + _monitor(args, "franka_pick_place", cameras, "/franka_robot_state_broadcaster/current_pose",
+                             "franka_twin")
 
 
 def _quanta_towel_fold(args: dict) -> list[NodeSpec]:
@@ -131,7 +133,7 @@ def _quanta_towel_fold(args: dict) -> list[NodeSpec]:
     nodes.append(_policy(args, "quanta_x1", cameras, "fold the towel in half"))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, "quanta_towel_fold", cameras, "/left_arm/current_pose")
+    return nodes + _monitor(args, "quanta_towel_fold", cameras, "/left_arm/current_pose", "quanta_twin")
 
 
 SYSTEMS: dict[str, System] = {s.name: s for s in (

@@ -23,17 +23,19 @@ def test_summary_counts_each_event_once():
     r.on_bridge_status("franka_bridge", _bridge(2, 300, 120.0, 0.004, {"non_finite": 2, "too_far": 1}))
     for s in (False, True, True, False, True):
         r.on_success(s)
+    for seed in (1000, 1000, 1001, 1001):
+        r.on_twin_stats({"seed": seed, "refusals": {"workspace": seed - 1000}})
     s = r.summary()
     assert s["system"] == "franka_pick_place" and s["chunks"] == 3 and s["commands"] == 300
     assert s["inference_latency_ms"]["mean"] == 40.0 and s["inference_latency_ms"]["p50"] == 40.0
     assert s["e2e_latency_ms"]["mean"] == 100.0
     assert s["max_seam_step_m"] == 0.004 and s["safety_rejections"] == 3
-    assert s["successes"] == 2
+    assert s["successes"] == 2 and s["episodes"] == 2 and s["twin_refusals"] == 1
 
 
 def test_empty_run_reports_nulls_not_crashes():
     s = DemoRecord("quanta_towel_fold").summary()
-    assert s["chunks"] == 0 and s["inference_latency_ms"]["mean"] is None and s["max_seam_step_m"] is None
+    assert s["chunks"] == 0 and s["episodes"] == 0 and s["inference_latency_ms"]["mean"] is None and s["max_seam_step_m"] is None
 
 
 def test_plots_write_images(tmp_path):
