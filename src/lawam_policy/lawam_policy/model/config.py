@@ -90,6 +90,15 @@ class LaWAMConfig:
     aux_hidden: int = 256
     lambda_state: float = 1.0
     kl_beta: float = 1e-4
+    # Stage-1 augmentation (training mode, image batches only): the IDM encoder and LaWM each see their own random
+    # resized crop + colour jitter, shared by frames t and t + T of that view. Ranges are ours (the paper gives none).
+    stage1_augment: bool = True
+    augment_crop_scale: tuple = (0.6, 1.0)  # crop area as a fraction of the image
+    augment_crop_ratio: tuple = (3 / 4, 4 / 3)  # crop aspect ratio (width / height), log-uniform
+    augment_brightness: float = 0.3  # factors drawn from [1 - x, 1 + x]
+    augment_contrast: float = 0.3
+    augment_saturation: float = 0.3
+    augment_hue: float = 0.05  # hue shift drawn from [-x, x] turns
 
     # --- VLM prior (stage 2) ---
     qwen3vl: dict = field(default_factory=_paper_qwen3vl)
@@ -123,6 +132,11 @@ class LaWAMConfig:
     tokenizer: str = "builtin"  # "builtin" (in-code byte-level BPE) or "checkpoint" (files saved beside)
     dinov3_path: str | None = None  # local DINOv3 snapshot to load weights from at construction
     qwen3vl_path: str | None = None  # local Qwen3-VL snapshot to load weights from at construction
+
+    def __post_init__(self):
+        # JSON gives lists back: keep the ranges tuples so a saved config compares equal to its source.
+        self.augment_crop_scale = tuple(float(v) for v in self.augment_crop_scale)
+        self.augment_crop_ratio = tuple(float(v) for v in self.augment_crop_ratio)
 
     # ------------------------------------------------------------------
     @classmethod
@@ -195,6 +209,17 @@ class LaWAMConfig:
             raise ValueError(f"default_embodiment {self.default_embodiment!r} has no action layout")
         if self.expert_width % self.expert_heads or self.lawm_width % self.lawm_heads:
             raise ValueError("widths must be divisible by the number of heads")
+        lo, hi = self.augment_crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"augment_crop_scale must satisfy 0 < lo <= hi <= 1, got {self.augment_crop_scale}")
+        lo, hi = self.augment_crop_ratio
+        if not 0 < lo <= hi:
+            raise ValueError(f"augment_crop_ratio must satisfy 0 < lo <= hi, got {self.augment_crop_ratio}")
+        for name in ("augment_brightness", "augment_contrast", "augment_saturation"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.augment_hue <= 0.5:
+            raise ValueError(f"augment_hue must be in [0, 0.5], got {self.augment_hue}")
 
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:

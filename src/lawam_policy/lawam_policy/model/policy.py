@@ -18,6 +18,9 @@ Training batches (dict; B samples of ONE embodiment):
     instructions  list of B strings.
 Stage 1: `latent_action_losses(batch)`; stage 2: `training_losses(batch)`. Both return a dict of scalar
 tensors with "loss" the sum to back-propagate; `parameter_groups(stage)` gives the optimiser groups.
+In training mode with config.stage1_augment, stage 1 on image batches gives the IDM encoder and LaWM two different
+random crop + colour-jitter views of the clip (model/augment.py), each shared by frames t and t + T; never with
+precomputed features, in eval mode, or at inference.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from torch.func import functional_call
 
 from .action_codec import Normalizer
 from .action_expert import AlternateDiT
+from .augment import random_resized_crop_and_jitter
 from .config import LaWAMConfig
 from .features import FeatureEncoder, check_image, to_unit_images
 from .flow_matching import euler_sample, flow_matching_loss
@@ -134,12 +138,36 @@ class LaWAMPolicy(nn.Module):
         return next(module.parameters()).dtype
 
     # ------------------------------------------------------------------ stage 1
+    def _stage1_augments(self, batch) -> bool:
+        """Augment only in training mode, when enabled, and when both frames come as images (not features)."""
+        return (self.training and self.config.stage1_augment
+                and "features_t" not in batch and "features_tT" not in batch)
+
+    def _augment(self, clip: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, F, 3, S, S) unit clip -> one augmented view, the same crop + jitter on every frame of a sample."""
+        c = self.config
+        return random_resized_crop_and_jitter(
+            clip, generator, crop_scale=tuple(c.augment_crop_scale), crop_ratio=tuple(c.augment_crop_ratio),
+            brightness=c.augment_brightness, contrast=c.augment_contrast, saturation=c.augment_saturation,
+            hue=c.augment_hue)
+
     def latent_action_losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """Eq. 4: feature prediction + lambda_s * auxiliary state + beta * KL."""
         c = self.config
-        f_t, f_tT = self._batch_features(batch, "t"), self._batch_features(batch, "tT")
+        if self._stage1_augments(batch):
+            # Two augmented views of the clip: one for the IDM encoder, one for LaWM (input and target), each
+            # with the same crop + jitter on frames t and t + T.
+            clip = torch.stack([self._views(batch["images_t"])[:, 0], self._views(batch["images_tT"])[:, 0]], 1)
+            enc_view = self._augment(clip, generator)
+            dec_view = self._augment(clip, generator)
+            B = clip.shape[0]
+            feats = self.encode_features(torch.cat([enc_view, dec_view], 0).flatten(0, 1)).unflatten(0, (2, B, 2))
+            (e_t, e_tT), (f_t, f_tT) = feats[0].unbind(1), feats[1].unbind(1)
+        else:
+            f_t, f_tT = self._batch_features(batch, "t"), self._batch_features(batch, "tT")
+            e_t, e_tT = f_t, f_tT
         dt = self._dtype(self.idm)
-        mean, logvar = self.idm(f_t.to(dt), f_tT.to(dt))
+        mean, logvar = self.idm(e_t.to(dt), e_tT.to(dt))
         z = reparameterize(mean.float(), logvar.float(), generator)
         pred = self.lawm(f_t.to(dt), z.to(dt)).float()
         feature = F.mse_loss(pred, f_tT)
