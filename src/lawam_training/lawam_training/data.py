@@ -14,6 +14,8 @@ Batch (B samples of one embodiment; the batch sampler never mixes embodiments):
     control_hz            (B,) float32 dataset rate f_b
     embodiment            str (one per batch); embodiments: list of B str
     instructions          list of B str
+Action-free video batches (video_data.VideoClipDataset, stage 1 only) hold only images_t, images_tT,
+control_hz, embodiment(s) and instructions: without states_t/states_tT the model masks the auxiliary state loss.
 Datasets of different control rates (same embodiment) mix in one batch: H_b = round(T * f_b) real steps each,
 padded to the longest. Only frames t with t + T inside the episode are samples.
 """
@@ -151,6 +153,11 @@ def collate(samples: list[dict]) -> dict:
     embs = [s["embodiment"] for s in samples]
     if len(set(embs)) != 1:
         raise ValueError(f"a batch must hold one embodiment, got {sorted(set(embs))} (use EmbodimentBatchSampler)")
+    if "actions" not in samples[0]:  # action-free video (video_data.VideoClipDataset): no actions, no states
+        return dict(images_t=torch.stack([s["images_t"] for s in samples]),
+                    images_tT=torch.stack([s["images_tT"] for s in samples]),
+                    control_hz=torch.tensor([s["control_hz"] for s in samples], dtype=torch.float32),
+                    embodiment=embs[0], embodiments=embs, instructions=[s["instruction"] for s in samples])
     B, Hmax = len(samples), max(len(s["actions"]) for s in samples)
     D = samples[0]["actions"].shape[-1]
     actions = torch.zeros(B, Hmax, D)

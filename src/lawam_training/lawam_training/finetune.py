@@ -1,11 +1,13 @@
 """`finetune`: post-train a LaWAM checkpoint on LeRobot datasets, or train the preset from scratch.
 
     finetune --dataset DIR [--dataset DIR …] --output DIR [--checkpoint DIR] [--preset tiny|paper]
-             [--steps N] [--config FILE] [--stage auto|1|2|both] [--resume] …
+             [--steps N] [--config FILE] [--stage auto|1|2|both] [--video DIR …] [--resume] …
     torchrun --nproc_per_node 4 -m lawam_training.finetune …      (DDP; FSDP for the paper preset)
 
 With --checkpoint the default is stage 2 (policy post-training, lr 5e-5). Without it the preset's untrained
-weights are trained stage 1 (latent action model / LaWM), then stage 2, on the given data.
+weights are trained stage 1 (latent action model / LaWM), then stage 2, on the given data. --video DIR adds
+action-free video (a folder of video files or a camera-only LeRobot dataset; pairs T = 0.4 s apart, see
+video_data.py) to stage 1 only, without the auxiliary state loss; the robot data keep their T.
 Settings: code defaults (FinetuneSettings, documented in config/finetune.yaml) < --config FILE < options.
 
 The output directory ends up a `LaWAMPolicy.from_pretrained` checkpoint (normalisation statistics, action
@@ -36,6 +38,8 @@ class FinetuneError(Exception):
 class FinetuneSettings:
     """Every finetune setting; the YAML keys of --config are these field names."""
     datasets: list = field(default_factory=list)
+    videos: list = field(default_factory=list)  # action-free video sources, stage 1 only (video_data.py)
+    video_horizon_s: float = 0.4  # T of the video pairs (the robot data keep their own T)
     output: str | None = None
     checkpoint: str | None = None
     preset: str | None = None  # None: the checkpoint's preset, else "tiny"
@@ -88,8 +92,9 @@ def load_settings_file(path) -> dict:
     unknown = sorted(set(data) - known)
     if unknown:
         raise FinetuneError(f"config file {p}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    if isinstance(data.get("datasets"), str):
-        data["datasets"] = [data["datasets"]]
+    for key in ("datasets", "videos"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
     return data
 
 
@@ -97,6 +102,11 @@ def parse_args(argv=None) -> tuple[FinetuneSettings, argparse.Namespace]:
     ap = argparse.ArgumentParser(prog="finetune", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", action="append", dest="datasets", metavar="DIR", help="LeRobot dataset (repeat)")
+    ap.add_argument("--video", action="append", dest="videos", metavar="DIR",
+                    help="action-free video for stage 1 (repeat): a folder of video files or a camera-only "
+                         "LeRobot dataset; its state loss is masked")
+    ap.add_argument("--video-horizon", type=float, dest="video_horizon_s", metavar="SECONDS",
+                    help="T of the video frame pairs (default 0.4 s)")
     ap.add_argument("--output", metavar="DIR", help="output directory (new or empty, unless --resume)")
     ap.add_argument("--checkpoint", metavar="DIR", help="LaWAM checkpoint to post-train")
     ap.add_argument("--preset", choices=["tiny", "paper"])
@@ -177,6 +187,23 @@ def open_datasets(settings: FinetuneSettings, horizon_s: float):
             raise FinetuneError(str(e)) from None
         except ValueError as e:  # unknown action layout and the like
             raise FinetuneError(f"dataset {p}: {e}") from None
+    return out
+
+
+def open_videos(settings: FinetuneSettings, image_size: int):
+    """The action-free video sources (stage 1 only), resized to the model's input size."""
+    from .episode_store import DatasetError
+    from .video_data import VideoClipDataset
+
+    out = []
+    for d in settings.videos or []:
+        p = Path(d).expanduser()
+        if not p.exists():
+            raise FinetuneError(f"video path {p} does not exist")
+        try:
+            out.append(VideoClipDataset(p, settings.video_horizon_s, image_size=image_size))
+        except DatasetError as e:
+            raise FinetuneError(str(e)) from None
     return out
 
 
@@ -291,6 +318,9 @@ def prepare(settings: FinetuneSettings, resume: bool):
     datasets = open_datasets(settings, horizon)
     meta = dataset_metadata(datasets)
     plan = stage_plan(settings, ckpt_cfg is not None)
+    if settings.videos and 1 not in [s for s, _ in plan]:
+        raise FinetuneError("--video is used only in stage 1, and this run trains stage 2 only "
+                            "(choose --stage 1 or --stage both)")
 
     latest = latest_checkpoint(run_dir) if resume else None
     if latest is not None:
@@ -318,7 +348,10 @@ def prepare(settings: FinetuneSettings, resume: bool):
         if preset == "paper" and not (cfg.dinov3_path and cfg.qwen3vl_path):
             how += ("; without model.dinov3_path / model.qwen3vl_path the frozen DINOv3 encoder and the "
                     "Qwen3-VL prior start random too")
-    return policy, plan, datasets, dict(how=how, preset=preset, horizon_s=horizon, embodiments=sorted(meta))
+    videos = open_videos(settings, policy.config.image_size) if any(s == 1 for s, _ in plan) else []
+    if videos:
+        how += f"; stage 1 also on {sum(len(v) for v in videos)} action-free video pairs (state loss masked)"
+    return policy, plan, datasets + videos, dict(how=how, preset=preset, horizon_s=horizon, embodiments=sorted(meta))
 
 
 def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None = None) -> dict:
@@ -330,10 +363,15 @@ def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None
     dist = DistContext.from_env()
     created = False
     try:
-        policy, plan, datasets, info = prepare(settings, resume)
+        policy, plan, sources, info = prepare(settings, resume)
         _say(dist, info["how"])
+        from .video_data import VideoClipDataset
+        datasets = [d for d in sources if not isinstance(d, VideoClipDataset)]
+        videos = [d for d in sources if isinstance(d, VideoClipDataset)]
         splits = [split_episodes(ds, settings.val_fraction, settings.seed) for ds in datasets]
         train = MixedDataset([t for t, _ in splits])
+        # stage 1 mixes in the videos: whole batches of video beside robot batches, shuffled together
+        train1 = MixedDataset([t for t, _ in splits] + videos) if videos else train
         vals = [v for _, v in splits if v is not None]
         val = MixedDataset(vals) if vals else None
         if val is None:
@@ -353,7 +391,7 @@ def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None
         for stage, steps in plan:
             opts = TrainOptions(steps=steps, lr=lr, **{k: getattr(settings, k) for k in TRAIN_FIELDS})
             try:
-                trainer = Trainer(policy, stage, train, out / "checkpoints", opts, val_data=val, dist=dist,
+                trainer = Trainer(policy, stage, train1 if stage == 1 else train, out / "checkpoints", opts, val_data=val, dist=dist,
                                   tensorboard_dir=out / "tensorboard" / f"stage{stage}")
             except ValueError as e:
                 raise FinetuneError(str(e)) from None
