@@ -171,7 +171,8 @@ def main(args=None) -> None:
         pass
     finally:
         node.write()
-        node.get_logger().info(f"demo outputs written to {os.path.abspath(node.output_dir)}")
+        # plain print: after Ctrl-C the context (and with it /rosout) may already be shut down
+        print(f"demo outputs written to {os.path.abspath(node.output_dir)}", flush=True)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -15,6 +15,7 @@ import time
 import numpy as np
 from lawam_msgs.msg import ActionChunk, PolicyStatus
 from lawam_msgs.srv import Reset, SetEnabled, SetTask
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -215,7 +216,16 @@ class PolicyNode(Node):
 
     # ---- outputs -------------------------------------------------------------------------------
     def _on_chunk(self, chunk, prediction) -> None:
-        self._chunk_pub.publish(chunk_to_msg(chunk))
+        # Ctrl-C/SIGTERM shut the context down while an inference may still be finishing: its chunk
+        # has nowhere to go and is dropped quietly.
+        if not self.context.ok():
+            return
+        try:
+            self._chunk_pub.publish(chunk_to_msg(chunk))
+        except RCLError:
+            if self.context.ok():
+                raise
+            return
         now = time.monotonic()
         if self.heatmap_period is not None and now >= self._next_heatmap and hasattr(prediction, "subgoal"):
             self._next_heatmap = now + self.heatmap_period
