@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from lawam_bringup.plots import save_gif, save_trajectory_png
+from lawam_bringup.plots import save_gif, save_heatmap_overlay, save_trajectory_png
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -160,8 +160,8 @@ def main(args=None) -> None:
                 save_trajectory_png(os.path.join(self.output_dir, "trajectory.png"), self.record.eef,
                                     self.record.chunk_times)
             if self.heatmap is not None:
-                from PIL import Image as PILImage
-                PILImage.fromarray(self.heatmap).save(os.path.join(self.output_dir, "subgoal_heatmap.png"))
+                save_heatmap_overlay(os.path.join(self.output_dir, "subgoal_heatmap.png"), self.heatmap,
+                                     self.record.frames[-1] if self.record.frames else None)
 
     rclpy.init(args=args)
     node = DemoMonitor()

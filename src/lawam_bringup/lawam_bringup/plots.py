@@ -38,3 +38,13 @@ def save_trajectory_png(path: str, eef: list[tuple[float, float, float, float]],
     draw.text((margin, 10), f"EEF position [{lo:.3f}, {hi:.3f}] m over {t1 - t0:.1f} s; grey: chunk arrivals",
               fill=(0, 0, 0))
     img.save(path)
+
+
+def save_heatmap_overlay(path: str, heatmap: np.ndarray, image: np.ndarray | None, alpha: float = 0.5) -> None:
+    """The policy's colour-mapped subgoal heatmap, blended over the camera image it belongs to."""
+    heat = Image.fromarray(heatmap)
+    if image is None:
+        heat.save(path)
+        return
+    base = Image.fromarray(image).convert("RGB")
+    Image.blend(base, heat.resize(base.size, Image.NEAREST).convert("RGB"), alpha).save(path)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from lawam_bringup.demo_monitor import DemoRecord
-from lawam_bringup.plots import save_gif, save_trajectory_png
+from lawam_bringup.plots import save_gif, save_heatmap_overlay, save_trajectory_png
 
 
 def _bridge(chunks, commands, latency, seam, rejections=None):
@@ -47,3 +47,14 @@ def test_plots_write_images(tmp_path):
     save_trajectory_png(str(tmp_path / "t.png"), eef, [1.0, 2.0], size=(200, 100))
     img = np.asarray(Image.open(tmp_path / "t.png"))
     assert img.shape == (100, 200, 3) and (img != 255).any()
+
+
+def test_heatmap_is_blended_over_the_camera_image(tmp_path):
+    from PIL import Image
+    heat = np.zeros((14, 14, 3), np.uint8)
+    heat[:, :7] = (255, 0, 0)
+    image = np.full((56, 56, 3), 100, np.uint8)
+    save_heatmap_overlay(str(tmp_path / "h.png"), heat, image)
+    out = np.asarray(Image.open(tmp_path / "h.png"))
+    assert out.shape == (56, 56, 3)
+    assert tuple(out[0, 0]) == (177, 50, 50) and tuple(out[0, 55]) == (50, 50, 50)
