@@ -1,7 +1,7 @@
 """Demo monitor: watches a running system and, on shutdown, writes what a person wants to see.
 
 Outputs in `output_dir`: summary.json (chunks, commands, latencies, seams, safety, episodes),
-camera.gif (the primary camera), trajectory.png (EEF x/y/z over time, chunk arrivals marked) and
+camera.mp4 (the primary camera), trajectory.png (EEF x/y/z over time, chunk arrivals marked) and
 subgoal_heatmap.png (the last heatmap the policy published).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from lawam_bringup.plots import save_gif, save_heatmap_overlay, save_trajectory_png
+from lawam_bringup.plots import save_video, save_heatmap_overlay, save_trajectory_png
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -155,7 +155,7 @@ def main(args=None) -> None:
             with open(os.path.join(self.output_dir, "summary.json"), "w") as f:
                 json.dump(self.record.summary(), f, indent=2)
             if self.record.frames:
-                save_gif(os.path.join(self.output_dir, "camera.gif"), self.record.frames, fps=1.0 / self.frame_period)
+                save_video(os.path.join(self.output_dir, "camera.mp4"), self.record.frames, fps=1.0 / self.frame_period)
             if self.record.eef:
                 save_trajectory_png(os.path.join(self.output_dir, "trajectory.png"), self.record.eef,
                                     self.record.chunk_times)

@@ -7,9 +7,12 @@ from PIL import Image, ImageDraw
 COLOURS = {"x": (220, 60, 60), "y": (60, 160, 60), "z": (60, 90, 220)}
 
 
-def save_gif(path: str, frames: list[np.ndarray], fps: float) -> None:
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+def save_video(path: str, frames: list[np.ndarray], fps: float) -> None:
+    """MP4 (H.264 through imageio-ffmpeg's bundled ffmpeg) of equally sized RGB frames."""
+    import imageio.v2 as imageio
+    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
+        for frame in frames:
+            writer.append_data(frame)
 
 
 def save_trajectory_png(path: str, eef: list[tuple[float, float, float, float]], seam_times: list[float],

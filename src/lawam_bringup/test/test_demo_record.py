@@ -2,7 +2,7 @@
 import numpy as np
 
 from lawam_bringup.demo_monitor import DemoRecord
-from lawam_bringup.plots import save_gif, save_heatmap_overlay, save_trajectory_png
+from lawam_bringup.plots import save_video, save_heatmap_overlay, save_trajectory_png
 
 
 def _bridge(chunks, commands, latency, seam, rejections=None):
@@ -41,8 +41,11 @@ def test_empty_run_reports_nulls_not_crashes():
 def test_plots_write_images(tmp_path):
     from PIL import Image
     frames = [np.full((32, 32, 3), i * 40, np.uint8) for i in range(4)]
-    save_gif(str(tmp_path / "c.gif"), frames, fps=5)
-    assert Image.open(tmp_path / "c.gif").n_frames == 4
+    save_video(str(tmp_path / "c.mp4"), frames, fps=5)
+    import imageio.v2 as imageio
+    decoded = imageio.mimread(str(tmp_path / "c.mp4"))
+    assert len(decoded) == 4 and decoded[0].shape == (32, 32, 3)
+    assert abs(int(decoded[3].mean()) - 120) <= 3 and abs(int(decoded[0].mean())) <= 3
     eef = [(t * 0.1, 0.3 + 0.01 * t, 0.0, 0.5) for t in range(50)]
     save_trajectory_png(str(tmp_path / "t.png"), eef, [1.0, 2.0], size=(200, 100))
     img = np.asarray(Image.open(tmp_path / "t.png"))
