@@ -73,7 +73,12 @@ class Harness:
     def close(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # never leak a recorder into later tests (SIGKILL is safe for the dataset, tested above)
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         self.pub.stop()
         self.log.close()
         self.executor.shutdown()

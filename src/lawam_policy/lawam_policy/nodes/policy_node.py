@@ -56,8 +56,14 @@ def fake_predictor_factory(node):
 
 def load_model(node):
     """LaWAMPolicy from `checkpoint_dir`, or the `preset` with random weights (imports torch)."""
+    import torch
+
     from ..model import LaWAMConfig, LaWAMPolicy
     device = node.device or "cpu"
+    if node.torch_threads > 0:
+        # torch's default takes every core (and its OpenMP workers spin between calls), which starves
+        # the bridge and a simulated twin on the same machine.
+        torch.set_num_threads(node.torch_threads)
     if node.checkpoint_dir:
         return LaWAMPolicy.from_pretrained(node.checkpoint_dir, device=device)
     policy = LaWAMPolicy(LaWAMConfig.preset(node.preset))
@@ -73,6 +79,8 @@ class PolicyNode(Node):
                                                   "weights")
         self.preset = p("preset", "tiny", "model preset when no checkpoint is given (tiny, paper)")
         self.device = p("device", "cpu", "torch device (cpu, cuda, cuda:0)")
+        self.torch_threads = p("torch_threads", 1, "CPU threads for inference (torch.set_num_threads); "
+                                                   "0: torch's default, every core")
         self.embodiment = p("embodiment", "franka_panda", "action layout of the chunks")
         cameras = list(p("camera_topics", ["/camera/color/image_raw"], "image topics; names ending in "
                                                                        "/compressed are CompressedImage"))
