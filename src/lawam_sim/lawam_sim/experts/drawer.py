@@ -4,19 +4,13 @@ The handle bar runs along y, so the gripper is yawed to close its pads along x (
 """
 from __future__ import annotations
 
-from lawam_sim.experts.waypoints import Waypoint, WaypointTrack
+from lawam_sim.experts.waypoints import SingleArmWaypointExpert, Waypoint, WaypointTrack
 
 PULL_M = 0.17
 GRASP_YAW = 0.0   # at yaw 0 the 2F-85 pads close along the base x axis, i.e. around the bar
 
 
-class DrawerExpert:
-    control_hz = 20.0
-
-    def __init__(self, scene):
-        self.scene = scene
-        self.track: WaypointTrack | None = None
-
+class DrawerExpert(SingleArmWaypointExpert):
     def _plan(self) -> WaypointTrack:
         s = self.scene
         p, q = s.eef_pose("arm")
@@ -34,13 +28,3 @@ class DrawerExpert:
             Waypoint(pulled + [0, 0, 0.12], gq, 1.0),
         ])
         return track
-
-    def act(self, scene=None) -> dict:
-        if self.track is None:
-            self.track = self._plan()
-        pos, quat, opening = self.track.step(1.0 / self.control_hz)
-        return {"arm": (pos, quat, opening)}
-
-    @property
-    def done(self) -> bool:
-        return self.track is not None and self.track.done

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lawam_sim.experts.waypoints import Waypoint, WaypointTrack
+from lawam_sim.experts.waypoints import SingleArmWaypointExpert, Waypoint, WaypointTrack
 from lawam_sim.scenes.franka import TABLE_TOP
 
 APPROACH_H = 0.12     # above the cube before descending (m)
@@ -15,16 +15,7 @@ CARRY_H = 0.17
 RELEASE_H = 0.10
 
 
-class PickPlaceExpert:
-    control_hz = 20.0
-
-    def __init__(self, scene):
-        self.scene = scene
-        self.track: WaypointTrack | None = None
-
-    def reset(self) -> None:
-        self.track = None
-
+class PickPlaceExpert(SingleArmWaypointExpert):
     def _plan(self) -> WaypointTrack:
         s = self.scene
         p, q = s.eef_pose("arm")
@@ -46,13 +37,3 @@ class PickPlaceExpert:
             Waypoint(np.array([bowl[0], bowl[1], TABLE_TOP + 0.25]), grasp_q, 1.0),
         ])
         return track
-
-    def act(self, scene=None) -> dict:
-        if self.track is None:
-            self.track = self._plan()
-        pos, quat, opening = self.track.step(1.0 / self.control_hz)
-        return {"arm": (pos, quat, opening)}
-
-    @property
-    def done(self) -> bool:
-        return self.track is not None and self.track.done

@@ -50,3 +50,30 @@ class WaypointTrack:
                     self.queue.pop(0)
                     self._dwell_left = 0.0
         return self.cmd.copy(), self.quat.copy(), self.opening
+
+
+class SingleArmWaypointExpert:
+    """A one-arm expert that plans a WaypointTrack from privileged state at its first call after a reset
+    and then plays it back at ``control_hz``; subclasses provide ``_plan``."""
+
+    control_hz = 20.0
+
+    def __init__(self, scene):
+        self.scene = scene
+        self.track: WaypointTrack | None = None
+
+    def reset(self) -> None:
+        self.track = None
+
+    def _plan(self) -> WaypointTrack:
+        raise NotImplementedError
+
+    def act(self, scene=None) -> dict:
+        if self.track is None:
+            self.track = self._plan()
+        pos, quat, opening = self.track.step(1.0 / self.control_hz)
+        return {"arm": (pos, quat, opening)}
+
+    @property
+    def done(self) -> bool:
+        return self.track is not None and self.track.done
