@@ -195,3 +195,16 @@ class Scene:
 
     def joint_dadr(self, name: str) -> int:
         return int(self.model.jnt_dofadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)])
+
+
+# Render settings and floor shared by every scene: no shadow map and no multisampling (the renderer also
+# switches reflections off), which takes a 224x224 CPU render from ~220 ms to ~30 ms.
+VISUAL_XML = """
+  <visual>
+    <global offwidth="640" offheight="480"/>
+    <quality shadowsize="0" offsamples="0"/>
+    <headlight diffuse="0.6 0.6 0.6" ambient="0.4 0.4 0.4" specular="0 0 0"/>
+  </visual>"""
+FLOOR_ASSETS_XML = """
+    <texture name="floor_tex" type="2d" builtin="checker" width="256" height="256" rgb1=".25 .26 .28" rgb2=".3 .31 .33"/>
+    <material name="floor_mat" texture="floor_tex" texrepeat="6 6"/>"""

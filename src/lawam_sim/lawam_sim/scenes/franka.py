@@ -17,7 +17,7 @@ import numpy as np
 from lawam_sim import rotations as rot
 from lawam_sim.assets import asset_files
 from lawam_sim.controllers.osc import OperationalSpaceController
-from lawam_sim.scenes.base import Scene
+from lawam_sim.scenes.base import FLOOR_ASSETS_XML, VISUAL_XML, Scene
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
 HOME_Q = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.785])
@@ -27,17 +27,10 @@ DRIVER_CLOSED = 0.8       # rad, driver joint fully closed
 
 TABLE_TOP = 0.0           # the table top is level with the robot base (robot mounted on the table)
 
-# Shared visual/physics settings. Shadows and reflections are also switched off in the renderer.
-COMMON_XML = """
-  <option timestep="0.002" integrator="implicitfast" cone="elliptic" impratio="10"/>
-  <visual>
-    <global offwidth="640" offheight="480"/>
-    <quality shadowsize="0" offsamples="0"/>
-    <headlight diffuse="0.6 0.6 0.6" ambient="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
-    <texture name="floor_tex" type="2d" builtin="checker" width="256" height="256" rgb1=".25 .26 .28" rgb2=".3 .31 .33"/>
-    <material name="floor_mat" texture="floor_tex" texrepeat="6 6"/>
+# Franka scenes: physics settings, the shared render settings and floor, the table material.
+COMMON_XML = f"""
+  <option timestep="0.002" integrator="implicitfast" cone="elliptic" impratio="10"/>{VISUAL_XML}
+  <asset>{FLOOR_ASSETS_XML}
     <material name="table_mat" rgba="0.62 0.5 0.38 1"/>
   </asset>
 """

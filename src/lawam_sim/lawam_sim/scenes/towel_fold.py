@@ -31,7 +31,7 @@ import numpy as np
 from lawam_sim import rotations as rot
 from lawam_sim.assets import asset_files
 from lawam_sim.controllers.ik import DampedLeastSquaresIK
-from lawam_sim.scenes.base import Scene
+from lawam_sim.scenes.base import FLOOR_ASSETS_XML, VISUAL_XML, Scene
 
 ARM_PREFIX = {"left": "vx300s_left", "right": "vx300s_right"}
 ARM_JOINTS = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"]
@@ -79,15 +79,8 @@ class TowelFoldScene(Scene):
                                   f'anchor="0 0 0" active="false" solref="0.01 1"/>')
         xml = f"""<mujoco model="quanta_towel_fold">
   <include file="vx300s_dependencies.xml"/>
-  <option timestep="0.002" integrator="implicitfast"/>
-  <visual>
-    <global offwidth="640" offheight="480"/>
-    <quality shadowsize="0" offsamples="0"/>
-    <headlight diffuse="0.6 0.6 0.6" ambient="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
-    <texture name="floor_tex" type="2d" builtin="checker" width="256" height="256" rgb1=".25 .26 .28" rgb2=".3 .31 .33"/>
-    <material name="floor_mat" texture="floor_tex" texrepeat="6 6"/>
+  <option timestep="0.002" integrator="implicitfast"/>{VISUAL_XML}
+  <asset>{FLOOR_ASSETS_XML}
     <material name="towel_mat" rgba="0.2 0.55 0.85 1"/>
   </asset>
   <worldbody>
