@@ -7,16 +7,16 @@ from geometry_msgs.msg import Pose
 from lawam_msgs.msg import ActionChunk, ArmTrajectory, ReasonCount
 from rcl_interfaces.msg import ParameterDescriptor
 
+from ..runtime import stamps
 from ..runtime.chunk import Chunk
 
 
 def stamp_to_sec(stamp) -> float:
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+    return stamps.stamp_to_seconds(stamp)
 
 
 def sec_to_stamp(t: float) -> Time:
-    ns = int(round(t * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return stamps.fill_stamp(Time(), stamps.seconds_to_ns(t))
 
 
 def logger_fn(node):
