@@ -17,7 +17,12 @@ Batch (B samples of one embodiment; the batch sampler never mixes embodiments):
 Action-free video batches (video_data.VideoClipDataset, stage 1 only) hold only images_t, images_tT,
 control_hz, embodiment(s) and instructions: without states_t/states_tT the model masks the auxiliary state loss.
 Datasets of different control rates (same embodiment) mix in one batch: H_b = round(T * f_b) real steps each,
-padded to the longest. Only frames t with t + T inside the episode are samples.
+padded to the longest.
+
+Episode ends (``episode_sample``): every frame is a sample, also in an episode's last T seconds, so the policy
+learns how an episode ends. There the future frame is the episode's last frame and the chunk holds the last
+action (the robot stays where the demonstration left it, gripper as it was); held steps are real targets,
+not padding, so they stay in the loss.
 """
 from __future__ import annotations
 
@@ -32,6 +37,13 @@ from torch.utils.data import Dataset, Sampler
 from lawam_policy.action_layout import ActionLayout
 
 from .episode_store import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, DatasetError, recover
+
+
+def episode_sample(length: int, t: int, horizon_steps: int) -> tuple[int, np.ndarray]:
+    """Frame offsets of the sample at frame t of an episode of `length` frames: (future frame t + H clamped to
+    the last frame, action frames t..t+H-1 clamped likewise, i.e. the last action held)."""
+    last = length - 1
+    return min(t + horizon_steps, last), np.minimum(np.arange(t, t + horizon_steps), last)
 
 
 class DemoDataset(Dataset):
@@ -81,10 +93,9 @@ class DemoDataset(Dataset):
         for ep in range(self._ds.meta.total_episodes):
             row = self._ds.meta.episodes[ep]
             a, b = int(row["dataset_from_index"]), int(row["dataset_to_index"])
-            self.indices.extend(range(a, b - self.horizon_steps))  # t + T must be a real frame
+            self.indices.extend(range(a, b))  # every frame: see episode_sample
         if not self.indices:
-            raise DatasetError(f"dataset {self.root}: no episode is longer than T = {T:.3f} s "
-                               f"({self.horizon_steps} frames at {self.fps} fps)")
+            raise DatasetError(f"dataset {self.root} holds no frames")
 
     def _resolve_layout(self, names, option, robot_type) -> ActionLayout:
         """From the feature names, or from the option (ActionLayout, embodiment name or comma-separated
@@ -131,7 +142,8 @@ class DemoDataset(Dataset):
         states = item[STATE_KEY].float()
         H = self.horizon_steps
         return dict(images_t=views[0], images_tT=views[1], actions=item[ACTION_KEY].float(),
-                    action_mask=~item[f"{ACTION_KEY}_is_pad"],
+                    # LeRobot clamps steps past the episode end to its last frame: held, so real (episode_sample)
+                    action_mask=torch.ones(H, dtype=torch.bool),
                     timestamps=torch.arange(H, dtype=torch.float32) / self.fps,
                     states_t=states[0], states_tT=states[1], control_hz=float(self.fps),
                     embodiment=self.embodiment, instruction=item["task"])
@@ -172,7 +184,8 @@ def collate(samples: list[dict]) -> dict:
         if 0 < h < Hmax:
             actions[b, h:] = actions[b, h - 1]
     times = times * mask
-    return dict(images_t=torch.stack([s["images_t"] for s in samples]),
+    extra = {k: torch.stack([s[k] for s in samples]) for k in ("features_t", "features_tT") if k in samples[0]}
+    return dict(**extra, images_t=torch.stack([s["images_t"] for s in samples]),
                 images_tT=torch.stack([s["images_tT"] for s in samples]),
                 actions=actions, action_mask=mask, timestamps=times,
                 states_t=torch.stack([s["states_t"] for s in samples]),

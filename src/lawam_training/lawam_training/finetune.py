@@ -213,7 +213,7 @@ def dataset_metadata(datasets) -> dict:
     emb: dict = {}
     for ds in datasets:
         e = emb.setdefault(ds.embodiment, dict(layout=ds.layout, cameras=list(ds.cameras), actions=[], states=[],
-                                                roots=[]))
+                                                roots=[], rates=[]))
         if ds.layout != e["layout"]:
             raise FinetuneError(f"datasets {e['roots'][0]} and {ds.root} both say {ds.embodiment!r} but have "
                                 f"different action layouts ({e['layout'].arms} vs {ds.layout.arms})")
@@ -224,6 +224,7 @@ def dataset_metadata(datasets) -> dict:
         e["actions"].append(a)
         e["states"].append(s)
         e["roots"].append(ds.root)
+        e["rates"].append(float(ds.fps))
     for e in emb.values():
         e["actions"], e["states"] = np.concatenate(e["actions"]), np.concatenate(e["states"])
     return emb
@@ -258,6 +259,7 @@ def apply_data_to_config(cfg, meta: dict, from_checkpoint: bool):
         cfg.camera_roles[name] = list(e["cameras"])
         cfg.normalization[name] = {"action": compute_stats(e["actions"], layout),
                                    "state": compute_stats(e["states"], layout)}
+        cfg.control_rates_hz[name] = sorted(set(e["rates"]) | set(cfg.control_rates_hz.get(name, [])))
     cfg.default_embodiment = next(iter(meta))
 
 

@@ -59,6 +59,27 @@ def _tiny_qwen3vl() -> dict:
     return dict(text_config=text, vision_config=vision)
 
 
+def _sim_dinov3() -> dict:
+    # A small ViT at 128 px (8x8 = 64 patches), frozen and random: no pretrained weights are reachable offline.
+    # With layerscale 1e-5 its blocks start near the identity, so a patch feature is a random projection of
+    # that 16x16 patch's pixels, which keeps object positions (measured by the recipe's probe).
+    return dict(hidden_size=384, intermediate_size=768, num_hidden_layers=1, num_attention_heads=6, patch_size=16,
+                image_size=128, num_register_tokens=4, layerscale_value=1e-5, rope_theta=100.0,
+                pos_embed_rescale=2.0)
+
+
+def _sim_qwen3vl() -> dict:
+    text = dict(vocab_size=512, hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, hidden_act="silu", max_position_embeddings=4096,
+                rms_norm_eps=1e-6, tie_word_embeddings=True,
+                rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[8, 4, 4],
+                                     mrope_interleaved=True))
+    vision = dict(depth=2, hidden_size=96, intermediate_size=192, num_heads=4, out_hidden_size=128, patch_size=16,
+                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+                  deepstack_visual_indexes=[0], hidden_act="gelu_pytorch_tanh")
+    return dict(text_config=text, vision_config=vision)
+
+
 def _default_layouts() -> dict:
     return {name: layout.to_dict() for name, layout in KNOWN_LAYOUTS.items()}
 
@@ -126,6 +147,8 @@ class LaWAMConfig:
     embodiments: dict = field(default_factory=_default_layouts)
     default_embodiment: str = "franka_panda"
     normalization: dict = field(default_factory=dict)  # embodiment -> {"action": {mean,std}, "state": {mean,std}}
+    # embodiment -> control rates (Hz) of the data it was trained on; deployment defaults to the first
+    control_rates_hz: dict = field(default_factory=dict)
 
     # --- build-time options (not needed by a finished checkpoint) ---
     components: str = "all"  # "all" (stage 2 policy) or "stage1" (encoder + IDM + LaWM + aux heads only)
@@ -149,8 +172,15 @@ class LaWAMConfig:
                       qwen3vl=_tiny_qwen3vl(), vlm_layers=2, num_latent_queries=8, aggregator_width=32,
                       max_instruction_tokens=64, expert_width=64, expert_blocks=2, expert_layers_per_block=2,
                       expert_heads=4, time_code_dim=32)
+        elif name == "sim":
+            # Sized for lawam-sim-train: trained from scratch on a 2-core CPU in about an hour, features cached.
+            cfg = cls(preset="sim", image_size=128, dinov3=_sim_dinov3(), z_tokens=4, z_dim=8, idm_width=128,
+                      idm_depth=3, idm_heads=4, lawm_width=128, lawm_depth=3, lawm_heads=4, aux_hidden=128,
+                      qwen3vl=_sim_qwen3vl(), vlm_layers=3, num_latent_queries=8, aggregator_width=128,
+                      max_instruction_tokens=32, expert_width=128, expert_blocks=3, expert_layers_per_block=2,
+                      expert_heads=4, time_code_dim=64, stage1_augment=False, lr_expert=1e-3, lr_other=1e-3)
         else:
-            raise ValueError(f"unknown LaWAM preset {name!r}; known: 'paper', 'tiny'")
+            raise ValueError(f"unknown LaWAM preset {name!r}; known: 'paper', 'sim', 'tiny'")
         for key, value in overrides.items():
             if not hasattr(cfg, key):
                 raise ValueError(f"unknown LaWAMConfig field {key!r}")
@@ -188,6 +218,10 @@ class LaWAMConfig:
 
     def net_action_dim(self, embodiment: str | None = None) -> int:
         return NET_ARM_DIM * len(self.layout(embodiment).arms)
+
+    def trained_rates_hz(self, embodiment: str | None = None) -> list:
+        """Control rates this checkpoint was trained at for `embodiment` (empty: not recorded)."""
+        return [float(r) for r in self.control_rates_hz.get(self.layout(embodiment).embodiment, [])]
 
     def horizon_steps(self, control_hz: float) -> int:
         """H_b = round(T * f_b): number of action tokens of a branch at `control_hz`."""

@@ -1,0 +1,132 @@
+"""A DemoDataset decoded once into memory, with the frozen encoder's features computed once per frame.
+
+Training on a CPU spends most of its time decoding video and running the frozen DINOv3 encoder when every
+sample decodes its two frames again. Both are deterministic for a frozen encoder without augmentation, so
+``CachedDemoDataset`` does them once: every camera video is decoded sequentially (PyAV), every frame resized
+to the model's input the same way inference does (``features.to_unit_images``), and the primary view's
+features are computed in batches. Samples then index arrays. The sample semantics (which frames are samples,
+how the episode end is handled) are the DemoDataset's (``data.episode_sample``), so cached and uncached
+training see the same samples.
+
+Memory: frames x (S*S*3 bytes per camera + patches x C x 2 bytes of float16 features); e.g. 13,500 frames at
+128 px with 64 x 384 features take about 1.3 GB.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .data import DemoDataset, episode_sample
+from .episode_store import ACTION_KEY, STATE_KEY, DatasetError
+
+
+def decode_video_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of a video file: (timestamps (N,) seconds from the stream start, frames (N, H, W, 3) uint8)."""
+    import av
+
+    times, frames = [], []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                raise DatasetError(f"video {path}: a frame without a timestamp")
+            times.append(float(frame.pts * stream.time_base))
+            frames.append(frame.to_ndarray(format="rgb24"))
+    if not frames:
+        raise DatasetError(f"video {path} holds no frames")
+    return np.asarray(times), np.stack(frames)
+
+
+class CachedDemoDataset(Dataset):
+    """The samples of `demo` (a DemoDataset) from memory; adds ``features_t``/``features_tT`` when an
+    `encoder` ((B, 3, S, S) unit images -> (B, N, C) features, e.g. ``LaWAMPolicy.encode_features``) is given.
+
+    Raises DatasetError when a frame cannot be found in its video within half a frame period."""
+
+    def __init__(self, demo: DemoDataset, image_size: int, encoder=None, batch_size: int = 64, progress=None):
+        from lawam_policy.model.features import to_unit_images
+
+        self.demo = demo
+        self.cameras, self.fps, self.horizon_steps = demo.cameras, demo.fps, demo.horizon_steps
+        self.embodiment, self.image_size = demo.embodiment, image_size
+        ds = demo._ds
+        cols = ds.hf_dataset.with_format(None)
+        self.actions = np.asarray(cols[ACTION_KEY], np.float32)
+        self.states = np.asarray(cols[STATE_KEY], np.float32)
+        episode_index = np.asarray(cols["episode_index"], np.int64)
+        n = len(self.actions)
+        self.frames = np.zeros((n, len(self.cameras), image_size, image_size, 3), np.uint8)
+        self.episodes = []  # (first global index, end index, instruction)
+        tasks = ds.meta.tasks.index.tolist() if hasattr(ds.meta.tasks, "index") else list(ds.meta.tasks)
+        decoded: dict = {}
+        eps = range(ds.meta.total_episodes)
+        for ep in (progress(eps, desc="decode", unit="ep") if progress else eps):
+            row = ds.meta.episodes[ep]
+            a, b = int(row["dataset_from_index"]), int(row["dataset_to_index"])
+            if not np.all(episode_index[a:b] == ep):
+                raise DatasetError(f"{demo.root}: episode {ep} rows {a}..{b} are not contiguous")
+            task_index = int(np.asarray(cols["task_index"][a]))
+            self.episodes.append((a, b, tasks[task_index]))
+            for v, cam in enumerate(self.cameras):
+                key = f"observation.images.{cam}"
+                path = ds.root / ds.meta.get_video_file_path(ep, key)
+                if path not in decoded:
+                    decoded.clear()  # files hold consecutive episodes: keep one file decoded at a time
+                    decoded[path] = decode_video_frames(path)
+                times, frames = decoded[path]
+                want = float(row[f"videos/{key}/from_timestamp"]) + np.arange(b - a) / self.fps
+                idx = np.clip(np.searchsorted(times, want), 1, len(times) - 1)
+                idx -= (want - times[idx - 1]) < (times[idx] - want)
+                err = np.abs(times[idx] - want)
+                if err.max() > 0.5 / self.fps:
+                    raise DatasetError(f"{path}: episode {ep} frame at {want[err.argmax()]:.3f} s has no video "
+                                       f"frame within half a period (nearest {err.max() * 1e3:.1f} ms away)")
+                for j in range(0, b - a, 256):
+                    sel = frames[idx[j:j + 256]]
+                    unit = to_unit_images(torch.from_numpy(sel), image_size)
+                    self.frames[a + j:a + j + len(sel), v] = (unit.permute(0, 2, 3, 1) * 255).round().byte().numpy()
+        self.indices = [(e, t) for e, (a, b, _) in enumerate(self.episodes) for t in range(b - a)]
+        self.features = None
+        if encoder is not None:
+            self.features = self.compute_features(encoder, batch_size)
+
+    @torch.no_grad()
+    def compute_features(self, encoder, batch_size: int) -> torch.Tensor:
+        """Primary-view features of every frame, float16 (N, patches, C)."""
+        out = []
+        for i in range(0, len(self.frames), batch_size):
+            unit = torch.from_numpy(self.frames[i:i + batch_size, 0]).permute(0, 3, 1, 2).float().div_(255)
+            out.append(encoder(unit).to(torch.float16))
+        return torch.cat(out)
+
+    def group_key(self):
+        return self.embodiment, len(self.cameras), (self.image_size, self.image_size)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        e, t = self.indices[i]
+        a, b, instruction = self.episodes[e]
+        t_future, steps = episode_sample(b - a, t, self.horizon_steps)
+        g, g_future, g_steps = a + t, a + t_future, a + steps
+        H = self.horizon_steps
+        item = dict(images_t=torch.from_numpy(self.frames[g]), images_tT=torch.from_numpy(self.frames[g_future]),
+                    actions=torch.from_numpy(self.actions[g_steps]), action_mask=torch.ones(H, dtype=torch.bool),
+                    timestamps=torch.arange(H, dtype=torch.float32) / self.fps,
+                    states_t=torch.from_numpy(self.states[g]), states_tT=torch.from_numpy(self.states[g_future]),
+                    control_hz=float(self.fps), embodiment=self.embodiment, instruction=instruction)
+        if self.features is not None:
+            item["features_t"] = self.features[g].float()
+            item["features_tT"] = self.features[g_future].float()
+        return item
+
+    def episode_of(self, i: int) -> int:
+        return self.indices[i][0]
+
+    def wire_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.actions, self.states

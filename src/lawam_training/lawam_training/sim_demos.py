@@ -1,0 +1,166 @@
+"""Scripted-expert demonstrations from a MuJoCo twin scene, recorded ROS-free into a LeRobot v3.0 dataset.
+
+The scene, physics rate, workspace box, camera and image size are the twin node's (config/<twin>.yaml), so
+the frames are the ones the policy node receives from the twin. Per frame (at ``fps``, which must divide the
+expert's control rate): the primary camera image, the measured EEF state and the expert's commanded EEF
+target, taken at the same instant (the command issued when the image was taken, as the recorder pairs the
+latest teleop command with a frame).
+
+DART-style noise (Laskey et al. 2017): with ``dart_sigma_m > 0`` the *executed* target is the expert's target
+plus a slowly varying (Ornstein-Uhlenbeck) position offset, while the *recorded* action stays the expert's
+clean target. The data then holds states off the expert's path labelled with the way back. Episodes the
+expert fails (e.g. noise knocked the cube) are dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+TWINS = {  # scene -> (twin node, embodiment, camera in the scene, dataset camera role)
+    "franka_pick_place": ("franka_twin", "franka_panda", "front", "primary"),
+    "franka_drawer": ("franka_twin", "franka_panda", "front", "primary"),
+}
+
+
+@dataclass
+class TwinSettings:
+    physics_hz: float
+    workspace: tuple
+    image_size: tuple  # (height, width)
+
+
+def twin_settings(config_dir: Path, twin: str) -> TwinSettings:
+    """The twin node's physics rate, workspace box and camera size from its parameter file."""
+    p = yaml.safe_load((Path(config_dir) / f"{twin}.yaml").read_text())[twin]["ros__parameters"]
+    return TwinSettings(float(p.get("physics_hz", 500.0)), (list(p["workspace_min"]), list(p["workspace_max"])),
+                        (int(p.get("image_height", 224)), int(p.get("image_width", 224))))
+
+
+def training_seeds(n: int, first: int = 1) -> list[int]:
+    """n scene seeds from `first` on, never one of the fixed evaluation seeds."""
+    from lawam_sim.seeds import EVAL_SEEDS
+    seeds, s = [], first
+    while len(seeds) < n:
+        if s not in EVAL_SEEDS:
+            seeds.append(s)
+        s += 1
+    return seeds
+
+
+def state_vector(scene, arms) -> np.ndarray:
+    """Measured EEF state in the dataset's wire format: per arm position (m, base frame), quaternion xyzw,
+    gripper opening."""
+    parts = []
+    for arm in arms:
+        p, q = scene.eef_pose(arm)
+        parts += [p, q, [scene.gripper_opening(arm)]]
+    return np.concatenate(parts).astype(np.float32)
+
+
+class OUNoise:
+    """Ornstein-Uhlenbeck position offset (m): stationary std `sigma`, correlation time `tau_s`."""
+
+    def __init__(self, sigma: float, tau_s: float, rng: np.random.Generator, dim: int = 3):
+        self.sigma, self.tau_s, self.rng = sigma, tau_s, rng
+        self.x = np.zeros(dim)
+
+    def step(self, dt: float) -> np.ndarray:
+        a = np.exp(-dt / self.tau_s)
+        self.x = a * self.x + self.sigma * np.sqrt(1 - a * a) * self.rng.standard_normal(self.x.shape)
+        return self.x
+
+
+def record_episode(scene, rig, camera: str, seed: int, instruction: str, fps: int, dart_sigma_m: float = 0.0,
+                   dart_tau_s: float = 0.5, settle_s: float = 1.0):
+    """Run the scene's expert once; returns (frames, metrics). frames: list of (image, state, action)."""
+    from lawam_sim.experts import make_expert
+
+    scene.reset(seed, instruction)
+    expert = make_expert(scene)
+    arms = scene.arms
+    steps_per_action = max(1, int(round(1.0 / (expert.control_hz * scene.dt))))
+    ticks = expert.control_hz / fps
+    if abs(ticks - round(ticks)) > 1e-6:
+        raise ValueError(f"fps {fps} must divide the expert's control rate {expert.control_hz} Hz")
+    ticks = int(round(ticks))
+    rng = np.random.default_rng(seed + 7919)
+    noise = {arm: OUNoise(dart_sigma_m, dart_tau_s, rng) for arm in arms}
+    frames, tick, done_at = [], 0, None
+    while scene.time < scene.episode_s:
+        take = tick % ticks == 0
+        if take:
+            image, state = rig.render(scene.data, camera), state_vector(scene, arms)
+        action = expert.act(scene)
+        wire = []
+        for arm in arms:
+            pos, quat, opening = action[arm]
+            offset = noise[arm].step(1.0 / expert.control_hz) if dart_sigma_m > 0 and not expert.done else 0.0
+            scene.set_target(arm, np.asarray(pos) + offset, quat)
+            scene.set_gripper(arm, opening)
+            wire += [pos, quat, [opening]]
+        if take:
+            frames.append((image, state, np.concatenate(wire).astype(np.float32)))
+        scene.step(steps_per_action)
+        tick += 1
+        if expert.done and done_at is None:
+            done_at = scene.time
+        if done_at is not None and scene.time - done_at >= settle_s:
+            break
+    return frames, scene.metrics()
+
+
+def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
+            dart_sigma_m: float = 0.0, progress: bool = True, log=print) -> dict:
+    """Record `episodes` successful expert episodes (each seed once per instruction of the scene)
+    into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary."""
+    from tqdm import tqdm
+
+    # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
+    import torch._dynamo  # noqa: F401
+
+    from lawam_policy.action_layout import get_layout
+    from lawam_sim.rendering import CameraRig
+    from lawam_sim.scenes import make_scene
+    from lawam_training.episode_store import EpisodeStore, make_features, read_info
+
+    twin, embodiment, camera, role = TWINS[scene_name]
+    s = twin_settings(config_dir, twin)
+    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
+    h, w = s.image_size
+    rig = CameraRig(scene.model, w, h)
+    store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {role: (h, w)}), embodiment)
+    done = read_info(output)["total_episodes"] if (Path(output) / "meta/info.json").is_file() else 0
+    instructions = scene.instructions
+    kept, failed, frames_total = done, [], 0
+    seeds = training_seeds(2 * episodes + 50, first_seed)
+    bar = tqdm(total=episodes, initial=done, desc="collect", unit="ep", disable=not progress)
+    # Paired: each seed's layout is demonstrated once per instruction, so the same image comes with different
+    # instructions and actions (language cannot be ignored). A resumed collection goes on after the episodes
+    # already kept (a seed whose episode failed may then be tried again: harmless).
+    i = done
+    while kept < episodes and i < len(seeds) * len(instructions):
+        seed = seeds[i // len(instructions)]
+        instruction = instructions[i % len(instructions)]
+        i += 1
+        frames, metrics = record_episode(scene, rig, camera, seed, instruction, fps, dart_sigma_m)
+        if not metrics["success"]:
+            failed.append(seed)
+            continue
+        rec = store.begin_episode(instruction)
+        for image, state, action in frames:
+            rec.add_frame({role: image}, state, action)
+        rec.commit()
+        kept += 1
+        frames_total += len(frames)
+        bar.update(1)
+        bar.set_postfix(frames=frames_total, failed=len(failed))
+    bar.close()
+    rig.close()
+    if kept < episodes:
+        raise RuntimeError(f"only {kept} of {episodes} expert episodes succeeded")
+    info = read_info(output)
+    return {"dataset": str(output), "episodes": info["total_episodes"], "frames": info["total_frames"],
+            "fps": fps, "failed_seeds": failed, "dart_sigma_m": dart_sigma_m, "instructions": list(instructions)}

@@ -1,0 +1,94 @@
+"""ROS-free closed loop: twin scene + the bridge's runtime core + a policy, in one process, on sim time.
+
+The same pieces the ROS system runs, without DDS: the policy predicts a chunk from the twin's camera image
+(stamped with the render time, as the policy node stamps chunks with the observation time), the
+``BridgeCore`` executes it in physical time behind the safety layer (start-up check, ramp, blending), and the
+scene's controller tracks the commanded pose; the gripper opening is streamed as the Franka bridge's topic
+mode does in sim. A new chunk is requested when the running one is about to end, with the engine's rule
+(``remaining <= latency + margin + frame period``). ``latency_s`` delays each chunk's arrival in sim time
+(inference is otherwise free here: the sim waits for it), so asynchronous execution can be reproduced.
+
+Used by the recipe's evaluation (lawam-sim-train) and the shipped checkpoints' tests; the full ROS system
+is evaluated with ``lawam-eval``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lawam_policy.action_layout import get_layout
+from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore
+from lawam_policy.runtime.chunk import Chunk
+from lawam_policy.runtime.safety import SafetyLimits
+
+
+@dataclass
+class RolloutResult:
+    seed: int
+    instruction: str
+    success: bool
+    time_to_success_s: float | None  # sim seconds from reset
+    sim_time_s: float
+    chunks: int
+    refused_chunks: int
+    metrics: dict = field(default_factory=dict)
+
+
+def rollout(policy, scene, rig, camera: str, seed: int, instruction: str, control_hz: float,
+            embodiment: str, limits: SafetyLimits | None = None, bridge_rate_hz: float = 100.0,
+            timeout_s: float | None = None, policy_seed: int | None = 0, latency_s: float = 0.0,
+            margin_s: float = 0.05, on_chunk=None) -> RolloutResult:
+    """One episode from `seed` with `instruction`; stops at the scene's success or `timeout_s` (default: 2x
+    the scene's nominal episode length)."""
+    layout = get_layout(embodiment)
+    scene.reset(seed, instruction)
+    core = BridgeCore(BridgeConfig(arm_names=tuple(scene.arms), embodiment=embodiment,
+                                   control_rate_hz=bridge_rate_hz, limits=limits or SafetyLimits()))
+    dt = 1.0 / bridge_rate_hz
+    steps = max(1, int(round(dt / scene.dt)))
+    timeout_s = timeout_s if timeout_s is not None else 2.0 * scene.episode_s
+    frame_period = 1.0 / control_hz
+    pending: list[tuple[float, Chunk]] = []  # (arrival time, chunk)
+    last_end = None
+    chunks = refused = 0
+    t0 = scene.time
+    while scene.time - t0 < timeout_s:
+        now = scene.time - t0
+        for i, arm in enumerate(scene.arms):
+            core.on_measured_pose(i, *scene.eef_pose(arm))
+        if not pending and (last_end is None or last_end - now <= latency_s + margin_s + frame_period):
+            image = rig.render(scene.data, camera)
+            pred = policy.predict_chunk([image], instruction, control_hz, embodiment=embodiment, seed=policy_seed)
+            chunks += 1
+            chunk = Chunk.from_actions(pred.actions, pred.timestamps, layout, now, chunk_id=chunks,
+                                       control_rate_hz=control_hz, horizon_s=len(pred.timestamps) / control_hz)
+            pending.append((now + latency_s, chunk))
+            last_end = now + chunk.end_offset
+            if on_chunk is not None:
+                on_chunk(now, image, pred)
+        while pending and pending[0][0] <= now:
+            if not core.on_chunk(pending.pop(0)[1], now):
+                refused += 1  # the policy node does not hear of it: the next chunk comes when this one ends
+        result = core.tick(now)
+        if result is not None and result.commands is not None:
+            for arm, cmd in zip(scene.arms, result.commands):
+                scene.set_target(arm, cmd.position, cmd.quat)
+                scene.set_gripper(arm, float(cmd.gripper))
+        scene.step(steps)
+        if scene.success():
+            t = scene.time - t0
+            return RolloutResult(seed, instruction, True, t, t, chunks, refused, scene.metrics())
+    return RolloutResult(seed, instruction, False, None, scene.time - t0, chunks, refused, scene.metrics())
+
+
+def summarize(results: list[RolloutResult]) -> dict:
+    """Success rate and mean time to success per instruction and overall."""
+    out = {}
+    for key in sorted({r.instruction for r in results}) + ["all"]:
+        rs = [r for r in results if key == "all" or r.instruction == key]
+        times = [r.time_to_success_s for r in rs if r.success]
+        out[key] = {"episodes": len(rs), "successes": sum(r.success for r in rs),
+                    "success_rate": sum(r.success for r in rs) / max(1, len(rs)),
+                    "mean_time_to_success_s": float(np.mean(times)) if times else None}
+    return out

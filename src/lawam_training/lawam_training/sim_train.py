@@ -1,0 +1,446 @@
+"""lawam-sim-train: the reproducible recipe from scripted-expert demos in a twin to a LaWAM that does the task.
+
+    lawam-sim-train --system franka_pick_place --output DIR [--budget-min 60] [--resume]
+
+Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/runs):
+1. collect: `--demos` successful scripted-expert episodes (the paper's per-task count, D.3) on seeds disjoint
+   from the fixed evaluation seeds, the scene's instructions alternating, through the twin's scene, physics
+   rate and camera (sim_demos.py), with DART noise; written as a LeRobot v3.0 dataset (DIR/dataset).
+2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few episodes held out.
+3. plan: a few timed steps of each stage turn `--budget-min` of training wall time into step counts
+   (stage 1 gets `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
+4. stage 1 (latent action model), then its latent-action figures on held-out clips: per-dimension variance of
+   z*, and LaWM's feature error with z*, with z* shuffled across the batch, and with z = 0.
+5. stage 2 (policy), with held-out figures printed along the way; the first report after 20 min of training
+   is the go/no-go line (held-out action error; share of held-out start frames whose first target lies within
+   the bridge's start distance).
+6. export DIR/checkpoint (safetensors + config with the trained control rate), evaluate it in the ROS-free
+   closed loop (sim_rollout.py) on the fixed evaluation seeds, each instruction on every seed; write
+   DIR/report.json and DIR/report.md.
+Model selection never looks at the evaluation seeds: the checkpoint is the last step of the fixed schedule.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps)
+    "franka_pick_place": ("franka_pick_place", 150, 10),
+}
+GO_NO_GO_S = 20 * 60
+
+
+class RecipeError(Exception):
+    """Bad input: a one-line message, exit status 2, nothing written."""
+
+
+def workspace_root() -> Path:
+    return Path(os.environ.get("LAWAM_WS", Path(__file__).resolve().parents[3]))
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="lawam-sim-train", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--system", required=True, help=f"one of {sorted(SYSTEMS)}")
+    ap.add_argument("--output", required=True, help="run directory (dataset, runs, checkpoint, report)")
+    ap.add_argument("--budget-min", type=float, default=60.0, help="training wall time (both stages), minutes")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --output")
+    ap.add_argument("--demos", type=int, default=None, help="expert episodes (default: the paper's count)")
+    ap.add_argument("--dart-sigma", type=float, default=0.015, help="DART noise std of executed targets (m)")
+    ap.add_argument("--stage1-share", type=float, default=0.25, help="share of the budget for stage 1")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
+    ap.add_argument("--val-episodes", type=int, default=6, help="episodes held out for the figures")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-seeds", type=int, default=30, help="fixed evaluation seeds to evaluate on (0: skip)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.system not in SYSTEMS:
+        raise RecipeError(f"unknown system {args.system!r}; lawam-sim-train knows {sorted(SYSTEMS)}")
+    if not args.budget_min > 0:
+        raise RecipeError(f"--budget-min must be positive, got {args.budget_min}")
+    if not 0 < args.stage1_share < 1:
+        raise RecipeError(f"--stage1-share must be in (0, 1), got {args.stage1_share}")
+    return args
+
+
+class Recipe:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.output).expanduser().absolute()
+        self.state_path = self.out / "recipe.json"
+        self.scene_name, default_demos, self.fps = SYSTEMS[args.system]
+        self.demos = args.demos or default_demos
+        self.progress = not args.no_progress
+        settings = {k: v for k, v in vars(args).items() if k not in ("resume", "no_progress", "threads")}
+        settings["demos"] = self.demos
+        if self.state_path.is_file():
+            if not args.resume:
+                raise RecipeError(f"{self.out} holds another run (recipe.json): use --resume or a new --output")
+            self.state = json.loads(self.state_path.read_text())
+            if self.state["settings"] != settings:
+                diff = sorted(k for k in settings if self.state["settings"].get(k) != settings[k])
+                raise RecipeError(f"--resume with different settings than the run in {self.out}: {diff}")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise RecipeError(f"output {self.out} is not empty and holds no lawam-sim-train run")
+        else:
+            self.state = {"settings": settings, "phases": {}}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def log(self, msg: str) -> None:
+        print(f"lawam-sim-train: {msg}", file=sys.stderr, flush=True)
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, self.state_path)
+
+    def phase(self, name: str) -> dict | None:
+        return self.state["phases"].get(name)
+
+    def done(self, name: str, **info) -> None:
+        self.state["phases"][name] = info
+        self.save()
+
+    # ------------------------------------------------------------------ phases
+    def collect(self) -> None:
+        if self.phase("collect"):
+            return
+        from .sim_demos import collect
+        self.save()
+        t = time.monotonic()
+        info = collect(self.scene_name, workspace_root() / "config", self.out / "dataset", self.demos, self.fps,
+                       first_seed=1 + 10_000 * self.args.seed, dart_sigma_m=self.args.dart_sigma,
+                       progress=self.progress)
+        info["wall_s"] = time.monotonic() - t
+        self.log(f"collected {info['episodes']} episodes, {info['frames']} frames in {info['wall_s']:.0f} s")
+        self.done("collect", **info)
+
+    def build(self):
+        """Policy (weights of the newest checkpoint if any) and the cached train / held-out data."""
+        import torch
+        from tqdm import tqdm
+
+        from lawam_policy.model import LaWAMConfig, LaWAMPolicy
+        from .data import DemoDataset, MixedDataset
+        from .finetune import apply_data_to_config, dataset_metadata
+        from .frame_cache import CachedDemoDataset
+        from .train import find_checkpoints
+
+        torch.manual_seed(self.args.seed)
+        cfg = LaWAMConfig.preset("sim")
+        demo = DemoDataset(self.out / "dataset", cfg.horizon_s)
+        apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
+        policy = LaWAMPolicy(cfg)
+        found = find_checkpoints(self.out / "runs")
+        if found:
+            from safetensors.torch import load_file
+            policy.load_state_dict(load_file(str(found[-1][2] / "model.safetensors")))
+        t = time.monotonic()
+        cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
+                                  progress=tqdm if self.progress else None)
+        n_ep = len(cache.episodes)
+        held = set(np.random.default_rng(self.args.seed).permutation(n_ep)[:self.args.val_episodes].tolist())
+        train, val = _episode_view(cache, lambda e: e not in held), _episode_view(cache, lambda e: e in held)
+        self.log(f"cached {len(cache.frames)} frames and features in {time.monotonic() - t:.0f} s; "
+                 f"{len(train)} training samples, {len(val)} held out ({len(held)} episodes)")
+        return policy, MixedDataset([train]), MixedDataset([val])
+
+    def options(self, steps: int, stage: int):
+        from .train import TrainOptions
+        return TrainOptions(steps=steps, batch_size=self.args.batch_size, lr=None, warmup_steps=min(100, steps // 10),
+                            min_lr_ratio=0.05, seed=self.args.seed + stage, log_every=25, val_every=10 ** 9,
+                            checkpoint_every=max(50, steps // 20), keep_checkpoints=2, num_workers=0,
+                            progress=self.progress)
+
+    def plan(self, policy, train) -> dict:
+        """Seconds per optimiser step of each stage, measured, turned into step counts for the budget."""
+        if self.phase("plan"):
+            return self.phase("plan")
+        import copy
+
+        from .data import collate
+        batch = collate([train[i] for i in range(self.args.batch_size)])
+        per_step = {}
+        for stage in (1, 2):
+            probe = copy.deepcopy(policy)
+            groups = probe.parameter_groups(stage)
+            opt = __import__("torch").optim.AdamW(groups)
+            fn = probe.latent_action_losses if stage == 1 else probe.training_losses
+            times = []
+            for _ in range(4):
+                t = time.perf_counter()
+                fn(batch)["loss"].backward()
+                opt.step()
+                opt.zero_grad()
+                times.append(time.perf_counter() - t)
+            per_step[stage] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints
+        budget = self.args.budget_min * 60
+        s1 = int(budget * self.args.stage1_share / per_step[1])
+        s2 = int(budget * (1 - self.args.stage1_share) / per_step[2])
+        epoch = len(train) // self.args.batch_size
+        if s2 < epoch or s1 < 1:
+            raise RecipeError(f"--budget-min {self.args.budget_min:g} buys {s2} stage-2 steps at "
+                              f"{per_step[2]:.2f} s/step, less than one epoch ({epoch} steps of "
+                              f"{self.args.batch_size}): raise --budget-min")
+        plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
+        self.log(f"plan: stage 1 {s1} steps ({per_step[1]:.2f} s/step), stage 2 {s2} steps "
+                 f"({per_step[2]:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
+        self.done("plan", **plan)
+        return plan
+
+    def stage1(self, policy, train, val, steps: int) -> None:
+        from .train import Trainer
+        if not self.phase("stage1"):
+            t = time.monotonic()
+            trainer = Trainer(policy, 1, train, self.out / "runs", self.options(steps, 1), val_data=None,
+                              log=self.log)
+            out = trainer.fit(resume=True)
+            self.state["phases"]["stage1"] = {"wall_s": time.monotonic() - t, "steps": out["step"],
+                                              "final": _last(out["history"])}
+            self.save()
+        if "latent" not in self.phase("stage1"):
+            figures = latent_figures(policy, val)
+            self.log("latent action on held-out clips: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()
+                                                                      if not isinstance(v, list)))
+            self.phase("stage1")["latent"] = figures
+            self.save()
+
+    def stage2(self, policy, train, val, steps: int, t_train0: float) -> None:
+        from .train import Trainer, latest_checkpoint
+        if self.phase("stage2"):
+            return
+        if latest_checkpoint(self.out / "runs", 2) is None:
+            from safetensors.torch import load_file
+            policy.load_state_dict(load_file(str(latest_checkpoint(self.out / "runs", 1) / "model.safetensors")))
+        trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log)
+        reports = self.state.setdefault("stage2_reports", [])
+        segment = max(1, steps // 6)
+        t = time.monotonic()
+        first = True
+        while trainer.step < steps:
+            trainer.fit(resume=first, stop_after=min(steps, trainer.step + segment))
+            first = False
+            figures = heldout_figures(policy, val)
+            elapsed = self.state.get("stage1_wall_s", 0.0) + time.monotonic() - t_train0
+            figures.update(step=trainer.step, training_wall_s=elapsed)
+            reports.append(figures)
+            go = "" if any(r.get("go_no_go") for r in reports[:-1]) or elapsed < GO_NO_GO_S else "GO/NO-GO "
+            figures["go_no_go"] = bool(go)
+            self.log(f"{go}step {trainer.step}: held-out action error {figures['action_error_m'] * 100:.1f} cm "
+                     f"(chunk mean; first step {figures['first_error_m'] * 100:.1f} cm), start frames within the "
+                     f"bridge's start distance {figures['start_within_share'] * 100:.0f} %")
+            self.save()
+        self.done("stage2", wall_s=time.monotonic() - t, steps=trainer.step, final=reports[-1] if reports else {})
+
+    def export(self, policy) -> Path:
+        target = self.out / "checkpoint"
+        if not self.phase("export"):
+            from .train import write_atomic_dir
+            policy.eval()
+            write_atomic_dir(target, policy.save_pretrained)
+            size = sum(f.stat().st_size for f in target.iterdir()) / 1e6
+            self.done("export", path=str(target), size_mb=round(size, 2))
+        return target
+
+    def evaluate(self, checkpoint: Path) -> None:
+        if self.phase("eval") or self.args.eval_seeds <= 0:
+            return
+        results = evaluate_checkpoint(checkpoint, self.scene_name, self.args.eval_seeds, self.progress)
+        self.done("eval", **results)
+
+    def report(self) -> None:
+        phases = self.state["phases"]
+        rep = {"system": self.args.system, "settings": self.state["settings"], "phases": phases,
+               "stage2_reports": self.state.get("stage2_reports", [])}
+        (self.out / "report.json").write_text(json.dumps(rep, indent=2))
+        (self.out / "report.md").write_text(render_report(rep))
+        self.log(f"report: {self.out / 'report.md'}")
+
+    def run(self) -> int:
+        import torch
+        torch.set_num_threads(self.args.threads)
+        self.collect()
+        policy, train, val = self.build()
+        plan = self.plan(policy, train)
+        t0 = time.monotonic()
+        self.stage1(policy, train, val, plan["stage1_steps"])
+        self.state["stage1_wall_s"] = self.phase("stage1")["wall_s"]
+        self.stage2(policy, train, val, plan["stage2_steps"], time.monotonic())
+        del t0
+        checkpoint = self.export(policy)
+        self.evaluate(checkpoint)
+        self.report()
+        return 0
+
+
+def _episode_view(cache, keep):
+    import copy
+    v = copy.copy(cache)
+    v.indices = [(e, t) for e, t in cache.indices if keep(e)]
+    return v
+
+
+def _last(history: list) -> dict:
+    rows = [r for r in history if r.get("kind") == "train"]
+    return rows[-1] if rows else {}
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def _batches(data, batch_size=64, limit=None):
+    from .data import collate
+    n = len(data) if limit is None else min(limit, len(data))
+    idx = np.linspace(0, len(data) - 1, n).round().astype(int)
+    for i in range(0, n, batch_size):
+        yield collate([data[int(j)] for j in idx[i:i + batch_size]])
+
+
+def latent_figures(policy, val) -> dict:
+    """Is z* informative? Per-dimension variance of z* and LaWM's feature error with z*, shuffled z*, z = 0."""
+    import torch
+    policy.eval()
+    zs, err = [], {"z_star": 0.0, "z_shuffled": 0.0, "z_zero": 0.0, "copy_current": 0.0}
+    n = 0
+    with torch.no_grad():
+        for batch in _batches(val, limit=1024):
+            f_t, f_tT = batch["features_t"].float(), batch["features_tT"].float()
+            z = policy.teacher_latent(f_t, f_tT)
+            zs.append(z.flatten(1))
+            g = torch.Generator().manual_seed(0)
+            perm = torch.randperm(len(z), generator=g)
+            for key, zz in (("z_star", z), ("z_shuffled", z[perm]), ("z_zero", torch.zeros_like(z))):
+                err[key] += float(((policy.lawm(f_t, zz) - f_tT) ** 2).mean()) * len(z)
+            err["copy_current"] += float(((f_t - f_tT) ** 2).mean()) * len(z)
+            n += len(z)
+    var = torch.cat(zs).var(0)
+    out = {f"feature_mse_{k}": v / n for k, v in err.items()}
+    out.update(z_var_min=float(var.min()), z_var_median=float(var.median()), z_var_max=float(var.max()),
+               clips=n)
+    return out
+
+
+def heldout_figures(policy, val, max_samples: int = 96) -> dict:
+    """Held-out action error (m, chunk mean and first step) and the share of held-out episode starts whose
+    first predicted target lies within the bridge's start distance of the measured EEF."""
+    from lawam_policy.runtime.safety import SafetyLimits
+    policy.eval()
+    cache = val.datasets[0]
+    picks = np.linspace(0, len(cache) - 1, min(max_samples, len(cache))).round().astype(int)
+    errs, firsts = [], []
+    for i in picks:
+        s = cache[int(i)]
+        pred = policy.predict_chunk([s["images_t"][0].numpy()], s["instruction"], s["control_hz"],
+                                    embodiment=s["embodiment"], seed=0)
+        d = np.linalg.norm(pred.actions[:, :3] - s["actions"][:, :3].numpy(), axis=1)
+        errs.append(d.mean())
+        firsts.append(d[0])
+    starts = [j for j, (e, t) in enumerate(cache.indices) if t == 0]
+    within = []
+    limit = SafetyLimits().max_start_distance_m
+    for j in starts:
+        s = cache[j]
+        pred = policy.predict_chunk([s["images_t"][0].numpy()], s["instruction"], s["control_hz"],
+                                    embodiment=s["embodiment"], seed=0)
+        within.append(float(np.linalg.norm(pred.actions[0, :3] - s["states_t"][:3].numpy())) <= limit)
+    policy.train()
+    return {"action_error_m": float(np.mean(errs)), "first_error_m": float(np.mean(firsts)),
+            "start_within_share": float(np.mean(within)) if within else 0.0, "samples": len(picks)}
+
+
+def evaluate_checkpoint(checkpoint: Path, scene_name: str, n_seeds: int, progress: bool = True) -> dict:
+    """ROS-free closed loop on the first n fixed evaluation seeds, each instruction on every seed."""
+    import torch
+    from tqdm import tqdm
+
+    from lawam_policy.model import LaWAMPolicy
+    from lawam_sim.rendering import CameraRig
+    from lawam_sim.scenes import make_scene
+    from lawam_sim.seeds import EVAL_SEEDS
+    from .sim_demos import TWINS, twin_settings
+    from .sim_rollout import rollout, summarize
+
+    torch.manual_seed(0)
+    policy = LaWAMPolicy.from_pretrained(checkpoint)
+    twin, embodiment, camera, _ = TWINS[scene_name]
+    s = twin_settings(workspace_root() / "config", twin)
+    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
+    rig = CameraRig(scene.model, s.image_size[1], s.image_size[0])
+    rate = policy.config.trained_rates_hz(embodiment)[0]
+    t = time.monotonic()
+    results = []
+    runs = [(seed, ins) for seed in EVAL_SEEDS[:n_seeds] for ins in scene.instructions]
+    for seed, ins in tqdm(runs, desc="evaluate", unit="ep", disable=not progress):
+        results.append(rollout(policy, scene, rig, camera, seed, ins, rate, embodiment))
+    rig.close()
+    return {"wall_s": time.monotonic() - t, "control_hz": rate, "summary": summarize(results),
+            "episodes": [{"seed": r.seed, "instruction": r.instruction, "success": r.success,
+                          "time_to_success_s": r.time_to_success_s, "chunks": r.chunks,
+                          "refused_chunks": r.refused_chunks} for r in results]}
+
+
+def render_report(rep: dict) -> str:
+    p = rep["phases"]
+    lines = [f"# lawam-sim-train report: {rep['system']}", ""]
+    c = p.get("collect", {})
+    lines += [f"- demos: {c.get('episodes')} episodes, {c.get('frames')} frames at {c.get('fps')} fps "
+              f"(DART sigma {c.get('dart_sigma_m')} m), collected in {c.get('wall_s', 0):.0f} s"]
+    pl = p.get("plan", {})
+    for st in ("stage1", "stage2"):
+        ph = p.get(st, {})
+        key = "1" if st == "stage1" else "2"
+        sps = pl.get("s_per_step", {}).get(key) or pl.get("s_per_step", {}).get(int(key))
+        bs = rep["settings"]["batch_size"]
+        lines.append(f"- {st}: {ph.get('steps')} steps in {ph.get('wall_s', 0) / 60:.1f} min"
+                     + (f" ({bs / sps:.1f} samples/s planned)" if sps else ""))
+    lat = p.get("stage1", {}).get("latent")
+    if lat:
+        lines += ["", "## Latent action (held-out clips)", "",
+                  f"- z* per-dimension variance: min {lat['z_var_min']:.3g}, median {lat['z_var_median']:.3g}, "
+                  f"max {lat['z_var_max']:.3g}",
+                  f"- LaWM feature MSE: z* {lat['feature_mse_z_star']:.4g}, z* shuffled {lat['feature_mse_z_shuffled']:.4g}, "
+                  f"z = 0 {lat['feature_mse_z_zero']:.4g} (copying f_t: {lat['feature_mse_copy_current']:.4g})"]
+    reps = rep.get("stage2_reports", [])
+    if reps:
+        lines += ["", "## Held-out figures during stage 2", "", "| step | training min | action error (cm) | "
+                  "first-step error (cm) | starts within start distance |", "|---|---|---|---|---|"]
+        for r in reps:
+            lines.append(f"| {r['step']} | {r['training_wall_s'] / 60:.1f} | {r['action_error_m'] * 100:.1f} | "
+                         f"{r['first_error_m'] * 100:.1f} | {r['start_within_share'] * 100:.0f} %"
+                         + (" (go/no-go)" if r.get("go_no_go") else "") + " |")
+    ev = p.get("eval")
+    if ev:
+        lines += ["", f"## Closed loop (ROS-free, fixed evaluation seeds, {ev['control_hz']:g} Hz)", "",
+                  "| instruction | success | mean time to success (s) |", "|---|---|---|"]
+        for k, v in ev["summary"].items():
+            t = v["mean_time_to_success_s"]
+            lines.append(f"| {k} | {v['successes']}/{v['episodes']} ({v['success_rate'] * 100:.0f} %) | "
+                         f"{'-' if t is None else f'{t:.1f}'} |")
+    ex = p.get("export")
+    if ex:
+        lines += ["", f"Checkpoint: `{ex['path']}` ({ex['size_mb']} MB)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse_args(argv)
+        recipe = Recipe(args)
+    except RecipeError as e:
+        print(f"lawam-sim-train: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return recipe.run()
+    except RecipeError as e:
+        print(f"lawam-sim-train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
