@@ -29,6 +29,7 @@ setup(
             'lawam-record-bag = lawam_training.record_bag:cli',
             'finetune = lawam_training.finetune:main',
             'lawam-finetune = lawam_training.finetune:main',
+            'lawam-sim-train = lawam_training.sim_train:main',
         ],
     },
 )

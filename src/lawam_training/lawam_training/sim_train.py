@@ -33,6 +33,8 @@ import numpy as np
 SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps)
     "franka_pick_place": ("franka_pick_place", 150, 10),
 }
+# 10 Hz: divides the experts' 20 Hz, so every recorded action is an issued command; the policy then runs at the
+# same rate (the checkpoint records it).
 GO_NO_GO_S = 20 * 60
 
 
@@ -182,14 +184,8 @@ class Recipe:
                 opt.zero_grad()
                 times.append(time.perf_counter() - t)
             per_step[stage] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints
-        budget = self.args.budget_min * 60
-        s1 = int(budget * self.args.stage1_share / per_step[1])
-        s2 = int(budget * (1 - self.args.stage1_share) / per_step[2])
         epoch = len(train) // self.args.batch_size
-        if s2 < epoch or s1 < 1:
-            raise RecipeError(f"--budget-min {self.args.budget_min:g} buys {s2} stage-2 steps at "
-                              f"{per_step[2]:.2f} s/step, less than one epoch ({epoch} steps of "
-                              f"{self.args.batch_size}): raise --budget-min")
+        s1, s2 = steps_for_budget(self.args.budget_min, self.args.stage1_share, per_step, epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
         self.log(f"plan: stage 1 {s1} steps ({per_step[1]:.2f} s/step), stage 2 {s2} steps "
                  f"({per_step[2]:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
@@ -244,8 +240,10 @@ class Recipe:
         target = self.out / "checkpoint"
         if not self.phase("export"):
             from .train import write_atomic_dir
+            import torch
             policy.eval()
-            write_atomic_dir(target, policy.save_pretrained)
+            # float16 on disk keeps the shipped file small; loading casts back to float32.
+            write_atomic_dir(target, lambda d: policy.save_pretrained(d, dtype=torch.float16))
             size = sum(f.stat().st_size for f in target.iterdir()) / 1e6
             self.done("export", path=str(target), size_mb=round(size, 2))
         return target
@@ -279,6 +277,18 @@ class Recipe:
         self.evaluate(checkpoint)
         self.report()
         return 0
+
+
+def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, epoch_steps: int) -> tuple[int, int]:
+    """(stage-1 steps, stage-2 steps) that fit `budget_min` minutes of training. Raises RecipeError when
+    stage 2 would not see one epoch."""
+    budget = budget_min * 60
+    s1 = int(budget * stage1_share / s_per_step[1])
+    s2 = int(budget * (1 - stage1_share) / s_per_step[2])
+    if s2 < epoch_steps or s1 < 1:
+        raise RecipeError(f"--budget-min {budget_min:g} buys {s2} stage-2 steps at {s_per_step[2]:.2f} s/step, "
+                          f"less than one epoch ({epoch_steps} steps): raise --budget-min")
+    return s1, s2
 
 
 def _episode_view(cache, keep):

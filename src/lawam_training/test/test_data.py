@@ -36,8 +36,8 @@ def datasets(tmp_path_factory):
 def test_sample_holds_t_tT_chunk_and_states(datasets):
     ds = DemoDataset(datasets["f10"], horizon_s=0.4)
     assert ds.horizon_steps == 4 and ds.layout.names[0] == "x" and ds.cameras == ["primary"]
-    # samples need t + T inside the episode: 12 - 4 + 8 - 4
-    assert len(ds) == 12
+    # every frame is a sample, also in the last T of an episode (episode_sample)
+    assert len(ds) == 12 + 8
     s = ds[9]  # episode 1, frame 1
     assert s["images_t"].shape == (1, 24, 32, 3) and s["images_t"].dtype == torch.uint8
     assert abs(int(s["images_t"][0, 4, 4, 0]) - 8) <= 3 and abs(int(s["images_tT"][0, 4, 4, 0]) - 40) <= 3
@@ -48,6 +48,21 @@ def test_sample_holds_t_tT_chunk_and_states(datasets):
     assert s["instruction"] == "stack 1" and s["embodiment"] == "franka_panda"
     actions, states = ds.wire_arrays()
     assert actions.shape == (20, 8) and states[12, 0] == pytest.approx(100.0)
+
+
+def test_episode_end_samples_hold_the_last_action(datasets):
+    """Issue 11: frames in an episode's last T seconds are samples; the future frame is the episode's last
+    and the chunk holds its last action, as real (unmasked) steps."""
+    ds = DemoDataset(datasets["f10"], horizon_s=0.4)
+    s = ds[12 + 6]  # episode 1 (8 frames), frame 6: one real step left, then held
+    np.testing.assert_allclose(s["actions"][:, 0], 1100 + np.array([0.6, 0.7, 0.7, 0.7]), atol=1e-4)
+    assert s["action_mask"].all()
+    assert s["states_tT"][0].item() == pytest.approx(100.7)  # t + T clamped to the last frame
+    assert abs(int(s["images_tT"][0, 4, 4, 0]) - 56) <= 3
+    last = ds[12 + 7]
+    np.testing.assert_allclose(last["actions"][:, 0], [1100.7] * 4, atol=1e-4)
+    long_t = DemoDataset(datasets["f5"], 2.0)  # T longer than the episode: still every frame, all held
+    assert len(long_t) == 7 and long_t[0]["states_tT"][0].item() == pytest.approx(6 / 5)
 
 
 def test_mixed_rates_are_padded_with_masks_and_physical_time(datasets):
@@ -74,12 +89,12 @@ def test_dataloader_groups_embodiments(datasets):
         assert batch["images_t"].shape == (B, V, 32, 32, 3) and batch["actions"].shape[::2] == (B, D)
         assert batch["states_tT"].shape == (B, D)
         seen[batch["embodiment"]] += B
-    assert seen == {"franka_panda": 12 + 5, "quanta_x1": 4}
+    assert seen == {"franka_panda": 20 + 7, "quanta_x1": 8}
     mixed = MixedDataset([DemoDataset(datasets["f10"], 0.4)])
     a, b = EmbodimentBatchSampler(mixed, 4, seed=3), EmbodimentBatchSampler(mixed, 4, seed=3)
     assert list(a) == list(b)  # reproducible order for exact resume
     a.set_epoch(1)
-    assert sorted(sum(list(a), [])) == list(range(12))
+    assert sorted(sum(list(a), [])) == list(range(20))
 
 
 def test_layout_from_option_when_feature_names_say_nothing(datasets, tmp_path):
@@ -94,7 +109,7 @@ def test_layout_from_option_when_feature_names_say_nothing(datasets, tmp_path):
     with pytest.raises(DatasetError, match="unknown action layout.*--action-layout"):
         DemoDataset(root, 0.4)
     ds = DemoDataset(root, 0.4, action_layout="x,y,z,qx,qy,qz,qw,gripper")
-    assert ds.layout.dim == 8 and len(ds) == 5
+    assert ds.layout.dim == 8 and len(ds) == 7
     with pytest.raises(DatasetError, match="shape"):
         DemoDataset(root, 0.4, action_layout="quanta_x1")
 
@@ -108,8 +123,6 @@ def test_collate_refuses_mixed_embodiments(datasets):
 def test_bad_datasets(datasets, tmp_path):
     with pytest.raises(DatasetError, match="not a LeRobot dataset"):
         DemoDataset(tmp_path / "missing", 0.4)
-    with pytest.raises(DatasetError, match="longer than T"):
-        DemoDataset(datasets["f5"], 2.0)
     with pytest.raises(DatasetError, match="layout"):
         DemoDataset(datasets["f10"], 0.4, action_layout="quanta_x1")
     assert DemoDataset(datasets["f10"], 0.4, action_layout="franka_panda").layout.arms == ("arm",)

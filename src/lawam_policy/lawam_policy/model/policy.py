@@ -390,14 +390,17 @@ class LaWAMPolicy(nn.Module):
         return rep
 
     # ------------------------------------------------------------------ checkpoints
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Config, weights (safetensors; floating tensors cast to `dtype` if given, e.g. float16 to halve a
+        shipped file: loading casts them back to the model's dtype) and tokenizer files into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         cfg = LaWAMConfig.from_dict(self.config.to_dict())
         cfg.dinov3_path = cfg.qwen3vl_path = None  # the weights now live in this checkpoint
         cfg.tokenizer = "checkpoint" if self.vlm is not None else "builtin"
         cfg.save(directory)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous()
+                 for k, v in self.state_dict().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         if self.vlm is not None:
             self.vlm.tokenizer.save_pretrained(str(directory))
