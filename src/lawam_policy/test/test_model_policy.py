@@ -332,6 +332,21 @@ def test_stage2_overfits_one_batch():
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
+def test_float16_checkpoint_halves_the_file_and_loads_as_float32(policy, tmp_path):
+    from safetensors.torch import load_file
+    policy.save_pretrained(tmp_path / "f32")
+    policy.save_pretrained(tmp_path / "f16", dtype=torch.float16)
+    stored = load_file(str(tmp_path / "f16" / WEIGHTS_NAME))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    size = lambda d: (tmp_path / d / WEIGHTS_NAME).stat().st_size  # noqa: E731
+    assert size("f16") < 0.55 * size("f32")
+    loaded = LaWAMPolicy.from_pretrained(tmp_path / "f16")
+    ref = policy.state_dict()
+    for k, v in loaded.state_dict().items():
+        assert v.dtype == ref[k].dtype
+        assert torch.equal(v, ref[k].to(torch.float16).to(ref[k].dtype)) if v.is_floating_point() else torch.equal(v, ref[k])
+
+
 def test_checkpoint_roundtrip_is_bit_exact(policy, tmp_path):
     policy.config.normalization["franka_panda"] = {
         "action": {"mean": [0.1] * 3 + [0.0] * 6 + [0.5], "std": [0.2] * 3 + [1.0] * 6 + [0.5]}}
