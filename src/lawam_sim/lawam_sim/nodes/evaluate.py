@@ -67,7 +67,7 @@ def parse_seeds(text: str, n: int = len(EVAL_SEEDS)) -> list[int]:
     indices: list[int] = []
     for item in text.split(","):
         lo, sep, hi = item.strip().partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not lo.isdecimal() or (sep and not hi.isdecimal()):
             raise UsageError(f"--seeds {text!r}: {item.strip()!r} is not an index N or a range A-B "
                              f"(indices into the {n} evaluation seeds, e.g. 3,5,7 or 0-9)")
         a, b = int(lo), int(hi) if sep else int(lo)
