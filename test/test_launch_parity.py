@@ -86,10 +86,22 @@ def _runner_as_started(p):
             "required": p.spec.required}
 
 
+@pytest.fixture(autouse=True)
+def shipped_checkpoints(tmp_path_factory, monkeypatch):
+    """Every scene ships a checkpoint here, so the default cases resolve one on both paths alike."""
+    from lawam_bringup import systems
+    root = tmp_path_factory.mktemp("checkpoints")
+    for scene in systems.SCENE_SYSTEMS:
+        (root / scene).mkdir()
+        (root / scene / "lawam_config.json").write_text("{}")
+    monkeypatch.setattr(systems, "checkpoints_root", lambda: str(root))
+
+
 CASES = [
     ("franka_pick_place", {}),
     ("franka_pick_place", {"use_sim": "false", "checkpoint": "/ckpt", "task": "open the drawer",
                            "wrist_camera": "/wrist/image", "demo_output": "/tmp/demo"}),
+    ("franka_pick_place", {"scene": "franka_drawer", "checkpoint": "preset:tiny"}),
     ("quanta_towel_fold", {}),
     ("quanta_towel_fold", {"device": "cuda", "high_camera": "/top/image"}),
 ]
@@ -116,7 +128,7 @@ def test_parity_check_notices_a_divergence(monkeypatch, tmp_path):
 
 def test_use_sim_switches_the_twin_and_sim_time():
     sim = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({})}
-    real = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false"})}
+    real = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "checkpoint": "/ckpt"})}
     assert "franka_twin" in sim and "franka_twin" not in real
     assert sim["policy_node"].parameters["use_sim_time"] is True
     assert real["policy_node"].parameters["use_sim_time"] is False

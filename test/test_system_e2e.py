@@ -1,7 +1,7 @@
 """A whole system as `make demo` runs it: several processes exchanging lawam_msgs over DDS.
 
-`lawam launch franka_pick_place` brings up the MuJoCo twin, the policy node (tiny preset) and the
-Franka bridge; this test listens like an outside observer on its own domain, then stops the system
+`lawam launch franka_pick_place checkpoint:=preset:tiny` brings up the MuJoCo twin, the policy node
+(untrained tiny preset) and the Franka bridge; this test listens like an outside observer on its own domain, then stops the system
 with Ctrl-C and checks the demo outputs.
 """
 import json
@@ -50,7 +50,7 @@ def test_franka_pick_place_system_runs_end_to_end(ros_env, worker_domain_id, tmp
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [os.path.join(ROOT, ".venv", "bin", "lawam"), "launch", "franka_pick_place",
-             f"demo_output:={out_dir}", "--duration", "400", "--domain-id", str(worker_domain_id)],
+             "checkpoint:=preset:tiny", f"demo_output:={out_dir}", "--duration", "400", "--domain-id", str(worker_domain_id)],
             env=ros_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         seen = _observe(worker_domain_id, lambda s: len(s["chunks"]) >= 3 and s["commands"] >= 50, timeout=300)

@@ -83,11 +83,11 @@ fi
 
 # --- colcon build --------------------------------------------------------------------------------
 # Rebuild only when what colcon installs changes: build files, interfaces, entry points, the list
-# of launch/config files (symlink-install links each file and develops Python packages in place, so
+# of launch/config/shipped-checkpoint files (symlink-install links each file and develops Python packages in place, so
 # edits to existing files and new modules need nothing).
 BUILD_HASH=$( { find src -name package.xml -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt \
                  -o -name '*.msg' -o -name '*.srv' -o -name '*.action' | sort | xargs cat;
-               find launch config -type f -not -path '*/__pycache__/*' | sort; cat colcon.meta; echo "$MODE"; } | sha256sum | cut -c1-16)
+               find launch config src/lawam_bringup/checkpoints -type f -not -path '*/__pycache__/*' | sort; cat colcon.meta; echo "$MODE"; } | sha256sum | cut -c1-16)
 if [ "$(cat "$ROOT/install/.lawam-build" 2>/dev/null)" != "$BUILD_HASH" ]; then
   say "colcon build --symlink-install"
   (

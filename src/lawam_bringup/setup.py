@@ -14,6 +14,12 @@ data_files += [
     (f"share/{package_name}/launch", sorted(glob(os.path.join(WS, "launch", "*.launch.py")))),
     (f"share/{package_name}/config", sorted(glob(os.path.join(WS, "config", "*.yaml")) + glob(os.path.join(WS, "config", "*.xml")))),
 ]
+# The shipped default checkpoint of each simulated scene: checkpoints/<scene>/ -> share/lawam_bringup/checkpoints/<scene>/
+PKG = os.path.relpath(os.path.dirname(os.path.abspath(__file__)))
+for scene_dir in sorted(glob(os.path.join(PKG, "checkpoints", "*", ""))):
+    scene = os.path.basename(os.path.normpath(scene_dir))
+    files = sorted(f for f in glob(os.path.join(scene_dir, "*")) if os.path.isfile(f))
+    data_files.append((f"share/{package_name}/checkpoints/{scene}", files))
 
 setup(
     name=package_name,

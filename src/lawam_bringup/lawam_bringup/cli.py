@@ -83,6 +83,8 @@ def launch_main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix=f"lawam-{system.name}-") as scratch:
         try:
             plans = plan(system.name, overrides, scratch)
+        except ArgumentError as e:  # e.g. no checkpoint for this configuration: nothing has started
+            return _usage_error(str(e))
         except FileNotFoundError as e:
             print(f"lawam: error: {e}", file=sys.stderr)
             return 1

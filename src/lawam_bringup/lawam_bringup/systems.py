@@ -3,6 +3,12 @@
 This is the single source both launch paths are built from: the ROS 2 launch files in launch/
 (`ros2 launch lawam_bringup <system>.launch.py`, see ros_launch.py) and the `lawam launch` runner
 for machines without ROS 2's launch tooling (see runner.py). Neither adds nodes or parameters of its own.
+
+Default checkpoint, resolved here only (``resolve_checkpoint``): a given ``checkpoint`` is used as is; with
+``use_sim:=true`` and none given, the simulated scene's shipped checkpoint
+``share/lawam_bringup/checkpoints/<scene>/`` (source: src/lawam_bringup/checkpoints/<scene>/); with
+``use_sim:=false`` and none given, a one-line CheckpointError and nothing starts. ``preset:NAME`` (sim only)
+runs the untrained preset NAME (random weights), e.g. for plumbing tests.
 """
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ BOOL_CHOICES = ("true", "false")
 
 class ArgumentError(ValueError):
     """A launch argument that does not exist or has a bad value."""
+
+
+class CheckpointError(ArgumentError):
+    """No checkpoint can be used for this configuration (one line: what is missing and how to pass one)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,18 @@ class System:
     description: str
     arguments: tuple[Argument, ...]
     nodes: Callable[[dict], list[NodeSpec]]
+    embodiment: str = ""
+    scenes: tuple[str, ...] = ()                       # simulated scenes its twin runs; the first is the default
+    cameras: tuple[tuple[str, str], ...] = ()          # (launch argument of a camera topic, LaWAM camera role)
+
+    def camera_roles(self, values: dict[str, str] | None = None) -> list[str]:
+        """Ordered camera roles the policy gets with these argument values (cameras with an empty topic are off)."""
+        values = self.arguments_with(values or {})
+        return [role for arg, role in self.cameras if values[arg]]
+
+    def camera_topics(self, values: dict[str, str] | None = None) -> list[str]:
+        values = self.arguments_with(values or {})
+        return [values[arg] for arg, _ in self.cameras if values[arg]]
 
     def resolve(self, overrides: dict[str, str] | None = None) -> list[NodeSpec]:
         return self.nodes(self.arguments_with(overrides or {}))
@@ -66,28 +88,87 @@ def config_dir() -> str:
     return os.path.join(get_package_share_directory("lawam_bringup"), "config")
 
 
-def _common_arguments(camera_defaults: dict[str, str]) -> tuple[Argument, ...]:
+# What makes a directory a LaWAM checkpoint (lawam_policy.model.config.CONFIG_NAME; not imported: that
+# package pulls in torch).
+CHECKPOINT_CONFIG = "lawam_config.json"
+PRESET_PREFIX = "preset:"
+
+
+def checkpoints_root() -> str:
+    """share/lawam_bringup/checkpoints: one shipped default checkpoint directory per simulated scene."""
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory("lawam_bringup"), "checkpoints")
+
+
+def shipped_checkpoint(scene: str) -> str:
+    """The installed default checkpoint directory of a simulated scene (it may not hold a checkpoint yet)."""
+    return os.path.join(checkpoints_root(), scene)
+
+
+def resolve_checkpoint(checkpoint: str, use_sim: bool, scene: str, option: str = "checkpoint:=") -> str:
+    """The checkpoint the policy runs: ``checkpoint`` when given (a directory or ``preset:NAME``), else the
+    scene's shipped default in sim. ``option`` is how the caller's user passes one (for the error text).
+
+    Raises CheckpointError (one line) on hardware without a checkpoint, for a preset on hardware, and in sim
+    when none is given and the shipped directory holds no checkpoint."""
+    if checkpoint.startswith(PRESET_PREFIX):
+        if not use_sim:
+            raise CheckpointError(f"{option}{checkpoint} runs random weights and is refused with use_sim:=false: "
+                                  f"pass a trained checkpoint with {option}DIR")
+        return checkpoint
+    if checkpoint:
+        return checkpoint
+    if not use_sim:
+        raise CheckpointError(f"use_sim:=false needs a checkpoint: pass {option}DIR (a LaWAM checkpoint "
+                              f"directory); nothing was started")
+    shipped = shipped_checkpoint(scene)
+    if not os.path.isfile(os.path.join(shipped, CHECKPOINT_CONFIG)):
+        raise CheckpointError(f"no checkpoint given and the shipped default of scene '{scene}' ({shipped}) holds "
+                              f"none yet: pass {option}DIR (a LaWAM checkpoint directory), or "
+                              f"{option}{PRESET_PREFIX}tiny for the untrained model")
+    return shipped
+
+
+def default_task(scene: str) -> str:
+    """A scene's default instruction (the first of lawam_sim.scenes.INSTRUCTIONS[scene])."""
+    from lawam_sim.scenes import INSTRUCTIONS
+    return INSTRUCTIONS[scene][0]
+
+
+def _common_arguments(camera_defaults: dict[str, str], scenes: tuple[str, ...]) -> tuple[Argument, ...]:
     cams = tuple(Argument(name, topic, f"image topic of the {name.replace('_', ' ')}")
                  for name, topic in camera_defaults.items())
     return (
         Argument("use_sim", "true", "run the embedded MuJoCo twin (true) or talk to the real robot (false)",
                  BOOL_CHOICES),
-        Argument("checkpoint", "", "LaWAM checkpoint directory; empty = the untrained 'tiny' preset"),
-        Argument("task", "", "initial language instruction; empty = the system's default task"),
+        Argument("scene", scenes[0], "simulated scene (use_sim:=true); also picks the default task and checkpoint",
+                 scenes),
+        Argument("checkpoint", "", "LaWAM checkpoint directory; empty = the scene's shipped checkpoint with "
+                                   "use_sim:=true (required with use_sim:=false); preset:tiny = untrained (sim)"),
+        Argument("task", "", "initial language instruction; empty = the scene's default instruction"),
         Argument("device", "cpu", "torch device for the policy, e.g. cpu, cuda, cuda:1"),
         *cams,
         Argument("demo_output", "", "directory for demo outputs (summary.json, video, plots); empty = none"),
     )
 
 
-def _policy(args: dict, embodiment: str, cameras: list[str], default_task: str) -> NodeSpec:
+def _task(args: dict) -> str:
+    return args["task"] or default_task(args["scene"])
+
+
+def _policy(args: dict, embodiment: str, cameras: list[str]) -> NodeSpec:
+    checkpoint = resolve_checkpoint(args["checkpoint"], args["use_sim"] == "true", args["scene"])
+    preset = {}
+    if checkpoint.startswith(PRESET_PREFIX):  # the policy node runs `preset` when `checkpoint` is empty
+        checkpoint, preset = "", {"preset": checkpoint[len(PRESET_PREFIX):]}
     return NodeSpec(
         "lawam_policy", "policy_node", "policy_node",
         param_files=("policy.yaml",),
         parameters={
             "use_sim_time": args["use_sim"] == "true",
-            "checkpoint": args["checkpoint"],
-            "task": args["task"] or default_task,
+            "checkpoint": checkpoint,
+            **preset,
+            "task": _task(args),
             "device": args["device"],
             "embodiment": embodiment,
             "camera_topics": cameras,
@@ -113,8 +194,9 @@ def _franka_pick_place(args: dict) -> list[NodeSpec]:
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
+                              parameters={"scene": args["scene"], "task": _task(args)},
                               remappings=(("/camera/color/image_raw", args["primary_camera"]),)))
-    nodes.append(_policy(args, "franka_panda", cameras, "put the red cube in the bowl"))
+    nodes.append(_policy(args, "franka_panda", cameras))
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge", param_files=("franka_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
     return nodes + _monitor(args, "franka_pick_place", cameras, "/franka_robot_state_broadcaster/current_pose",
@@ -127,27 +209,35 @@ def _quanta_towel_fold(args: dict) -> list[NodeSpec]:
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "quanta_twin", "quanta_twin", param_files=("quanta_twin.yaml",),
+                              parameters={"scene": args["scene"], "task": _task(args)},
                               remappings=(("/cam_high/image_raw", args["high_camera"]),
                                           ("/cam_left_wrist/image_raw", args["left_wrist_camera"]),
                                           ("/cam_right_wrist/image_raw", args["right_wrist_camera"]))))
-    nodes.append(_policy(args, "quanta_x1", cameras, "fold the towel in half"))
+    nodes.append(_policy(args, "quanta_x1", cameras))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
     return nodes + _monitor(args, "quanta_towel_fold", cameras, "/left_arm/current_pose", "quanta_twin")
 
 
+FRANKA_SCENES = ("franka_pick_place", "franka_drawer")
+QUANTA_SCENES = ("quanta_towel_fold",)
 SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("franka_pick_place",
            "Franka Panda pick-and-place (and drawer) with the LaWAM policy; MuJoCo twin by default",
-           _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}),
-           _franka_pick_place),
+           _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}, FRANKA_SCENES),
+           _franka_pick_place, embodiment="franka_panda", scenes=FRANKA_SCENES,
+           cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist"))),
     System("quanta_towel_fold",
            "Quanta X1 bimanual towel fold with the LaWAM policy; MuJoCo twin by default",
            _common_arguments({"high_camera": "/cam_high/image_raw",
                               "left_wrist_camera": "/cam_left_wrist/image_raw",
-                              "right_wrist_camera": "/cam_right_wrist/image_raw"}),
-           _quanta_towel_fold),
+                              "right_wrist_camera": "/cam_right_wrist/image_raw"}, QUANTA_SCENES),
+           _quanta_towel_fold, embodiment="quanta_x1", scenes=QUANTA_SCENES,
+           cameras=(("high_camera", "primary"), ("left_wrist_camera", "left_wrist"),
+                    ("right_wrist_camera", "right_wrist"))),
 )}
+# simulated scene -> the system whose twin runs it
+SCENE_SYSTEMS: dict[str, str] = {scene: s.name for s in SYSTEMS.values() for scene in s.scenes}
 
 
 def get_system(name: str) -> System:

@@ -12,12 +12,14 @@ class EpisodeResult:
     success: bool
     sim_time_s: float
     metrics: dict
+    instruction: str = ""
 
 
 def run_expert_episode(scene, seed: int, timeout_s: float | None = None, settle_s: float = 0.5,
-                       on_step=None) -> EpisodeResult:
-    """Reset to ``seed``, drive the scene with its expert until the plan ends (+ settle) or ``timeout_s``."""
-    scene.reset(seed)
+                       on_step=None, instruction: str | None = None) -> EpisodeResult:
+    """Reset to ``seed`` with ``instruction`` (None: the scene's default; unknown: ValueError), drive the
+    scene with its expert until the plan ends (+ settle) or ``timeout_s`` (sim s)."""
+    scene.reset(seed, instruction)
     expert = make_expert(scene)
     timeout_s = timeout_s if timeout_s is not None else scene.episode_s
     steps_per_action = max(1, int(round(1.0 / (expert.control_hz * scene.dt))))
@@ -34,4 +36,4 @@ def run_expert_episode(scene, seed: int, timeout_s: float | None = None, settle_
         if done_at is not None and scene.time - done_at >= settle_s:
             break
     m = scene.metrics()
-    return EpisodeResult(seed, bool(m["success"]), scene.time, m)
+    return EpisodeResult(seed, bool(m["success"]), scene.time, m, scene.instruction)

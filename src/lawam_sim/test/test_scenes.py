@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lawam_sim.rendering import CameraRig
-from lawam_sim.scenes import SCENES, make_scene
+from lawam_sim.scenes import INSTRUCTIONS, SCENES, make_scene
 from lawam_sim.seeds import EVAL_SEEDS, EvalSeedCycler
 
 
@@ -58,3 +58,58 @@ def test_eval_seeds_are_fixed_and_cycle():
     c = EvalSeedCycler()
     got = [c.next() for _ in range(31)]
     assert got[:30] == list(EVAL_SEEDS) and got[30] == EVAL_SEEDS[0]
+
+
+def test_instructions_default_known_and_unknown(scene):
+    assert scene.instructions and scene.instructions == INSTRUCTIONS[scene.name]
+    scene.reset(EVAL_SEEDS[0])
+    assert scene.instruction == scene.instructions[0]
+    last = scene.instructions[-1]
+    scene.reset(EVAL_SEEDS[0], "  " + last.upper() + " ")   # case and outer whitespace do not matter
+    assert scene.instruction == last
+    qpos = scene.data.qpos.copy()
+    with pytest.raises(ValueError) as e:
+        scene.reset(EVAL_SEEDS[1], "juggle the cubes")
+    assert all(repr(i) in str(e.value) for i in scene.instructions)
+    assert scene.instruction == last and np.array_equal(qpos, scene.data.qpos)  # nothing changed
+    with pytest.raises(ValueError):
+        scene.set_instruction("juggle the cubes")
+    scene.set_instruction(scene.instructions[0])
+    assert scene.instruction == scene.instructions[0]
+
+
+def test_one_seed_gives_one_layout_for_every_instruction(scene):
+    layouts = []
+    for instruction in scene.instructions:
+        scene.reset(EVAL_SEEDS[2], instruction)
+        layouts.append((scene.data.qpos.copy(), scene.model.body_pos.copy()))
+    for qpos, body_pos in layouts[1:]:
+        assert np.array_equal(qpos, layouts[0][0]) and np.array_equal(body_pos, layouts[0][1])
+
+
+def test_pick_place_cubes_share_one_distribution():
+    """Red and green are drawn i.i.d. (exchangeable): neither colour has a typical place, so only the
+    instruction tells them apart. Also the separation rules hold on every layout."""
+    from lawam_sim.scenes.franka_pick_place import MIN_BOWL_CLEARANCE, MIN_CUBE_SEPARATION
+    scene = make_scene("franka_pick_place")
+    red, green = [], []
+    for seed in range(300):
+        scene.reset(seed)
+        r, g, bowl = scene.cube_pose("red")[0], scene.cube_pose("green")[0], scene.bowl_pos()
+        assert np.linalg.norm(r[:2] - g[:2]) >= MIN_CUBE_SEPARATION - 1e-9
+        assert min(np.linalg.norm(r[:2] - bowl[:2]), np.linalg.norm(g[:2] - bowl[:2])) >= MIN_BOWL_CLEARANCE - 1e-9
+        red.append(r[:2])
+        green.append(g[:2])
+    red, green = np.array(red), np.array(green)
+    # same spread and centre (3 standard errors), and the red one is the nearer to the robot half of the time
+    se = np.sqrt((red.var(axis=0) + green.var(axis=0)) / len(red))
+    assert np.all(np.abs(red.mean(axis=0) - green.mean(axis=0)) < 3 * se), (red.mean(axis=0), green.mean(axis=0))
+    assert np.allclose(red.min(axis=0), green.min(axis=0), atol=0.02)
+    assert np.allclose(red.max(axis=0), green.max(axis=0), atol=0.02)
+    nearer = np.mean(np.linalg.norm(red, axis=1) < np.linalg.norm(green, axis=1))
+    assert 0.4 < nearer < 0.6
+    for colour in ("red", "green"):
+        geom = scene.model.geom(f"{colour}_cube")
+        assert np.allclose(geom.size, scene.model.geom("red_cube").size)
+        assert np.allclose(geom.friction, scene.model.geom("red_cube").friction)
+        assert scene.model.body(f"{colour}_cube").mass == scene.model.body("red_cube").mass

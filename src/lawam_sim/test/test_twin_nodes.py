@@ -23,6 +23,7 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from lawam_sim.scenes import INSTRUCTIONS  # noqa: E402
 from lawam_sim.seeds import EVAL_SEEDS  # noqa: E402
 
 PKG_ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,8 @@ class Twin:
         self._spinner.join(timeout=5)
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
+        self.log.seek(0)
+        self.output = self.log.read()  # what the twin printed, for tests of its log
         self.log.close()
 
 
@@ -167,16 +170,64 @@ def test_quanta_twin_expert_publishes_single_step_teleop_chunks():
 
 
 def test_lawam_eval_runs_episodes_with_resets_over_ros(tmp_path):
-    """The evaluation loop (reset to each fixed seed, wait for /lawam_sim/success or a sim-time timeout) driven
-    by the twin's scripted expert, which succeeds on these seeds (see test_experts)."""
+    """The evaluation loop (reset to each selected fixed seed with each instruction, wait for /lawam_sim/success
+    or a sim-time timeout) driven by the twin's scripted expert, which succeeds on these seeds (test_experts):
+    the expert follows the instruction the Reset carries, or the success test would fail for one of them."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(_domain_id()))
     env["PYTHONPATH"] = f"{PKG_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
     out = tmp_path / "eval.json"
     proc = subprocess.run([sys.executable, "-m", "lawam_sim.nodes.evaluate", "--system", "franka_pick_place",
-                           "--expert", "--episodes", "2", "--timeout-s", "15", "--json", str(out)],
+                           "--expert", "--seeds", "1", "--timeout-s", "15", "--json", str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
-    assert [e["seed"] for e in result["episodes"]] == list(EVAL_SEEDS[:2])
+    red, green = INSTRUCTIONS["franka_pick_place"]
+    assert [(e["seed"], e["instruction"]) for e in result["episodes"]] == [(EVAL_SEEDS[1], red),
+                                                                           (EVAL_SEEDS[1], green)]
     assert result["success_rate"] == 1.0, result
-    assert "success rate 2/2" in proc.stdout
+    for instruction in (red, green):
+        st = result["per_instruction"][instruction]
+        assert st["success_rate"] == 1.0 and 0 < st["mean_time_to_success_s"] < 15
+    assert result["real_time_factor"] > 0 and isinstance(result["real_time_factor_low"], bool)
+    assert "success rate 2/2" in proc.stdout and "sim real-time factor" in proc.stdout
+
+
+def test_twin_follows_the_task_topic_and_reset_task_and_reports_unknown_tasks():
+    t = Twin("lawam_sim.nodes.franka_twin", {"camera_rate_hz": 2.0, "seed": 5,
+                                             "task": "put the green cube in the bowl"})
+    red, green = INSTRUCTIONS["franka_pick_place"]
+    try:
+        stats = []
+        t.node.create_subscription(String, "/franka_twin/stats", lambda m: stats.append(json.loads(m.data)), 10)
+        tasks = t.node.create_publisher(String, "/lawam/task", 10)
+        cli = t.node.create_client(Reset, "/franka_twin/reset")
+        t.spin_until(lambda: stats and cli.service_is_ready() and tasks.get_subscription_count() > 0, "discovery")
+        assert stats[-1]["instruction"] == green   # the `task` parameter
+
+        def reset(seed, task):
+            fut = cli.call_async(Reset.Request(seed=seed, task=task))
+            t.spin_until(fut.done, "the reset response")
+            assert fut.result().success, fut.result().message
+            return fut.result().message
+
+        def stats_show(instruction, unknown=()):
+            n = len(stats)
+            t.spin_until(lambda: len(stats) > n and stats[-1]["instruction"] == instruction
+                         and stats[-1]["unknown_tasks"] == list(unknown), f"~/stats with {instruction!r}")
+
+        assert repr(red) in reset(7, red)
+        stats_show(red)
+        assert repr(red) in reset(8, "")             # empty: keep the current instruction
+        tasks.publish(String(data=green))             # the policy's task topic
+        stats_show(green)
+        for _ in range(2):                            # unknown: the scene's default, warned once
+            tasks.publish(String(data="stack the cubes"))
+        stats_show(red, ["stack the cubes"])
+        msg = reset(9, "wipe the table")
+        assert "unknown task 'wipe the table'" in msg and repr(red) in msg
+        stats_show(red, ["stack the cubes", "wipe the table"])
+    finally:
+        t.close()
+    t_log = t.output
+    assert t_log.count("'stack the cubes' is not an instruction") == 1, t_log
+    assert t_log.count("'wipe the table' is not an instruction") == 1, t_log

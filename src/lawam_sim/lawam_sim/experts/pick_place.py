@@ -1,7 +1,9 @@
-"""Scripted pick-and-place: top-down grasp of the red cube, carry, release above the bowl centre.
+"""Scripted pick-and-place: top-down grasp of the cube the scene's instruction names, carry, release above
+the bowl centre.
 
-The plan is computed from privileged state (cube pose, bowl position) at the first call after a reset; the
-gripper yaw follows the cube yaw modulo 90 degrees (the cube is symmetric), so the pads close on two faces.
+The plan is computed from privileged state (named cube's pose, bowl position) at the first call after a reset
+and again whenever the scene's instruction changes; the gripper yaw follows the cube yaw modulo 90 degrees (the
+cube is symmetric), so the pads close on two faces.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ class PickPlaceExpert(SingleArmWaypointExpert):
     def _plan(self) -> WaypointTrack:
         s = self.scene
         p, q = s.eef_pose("arm")
-        cube, yaw = s.cube_pose()
+        cube, yaw = s.cube_pose(s.target_colour)
         yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         grasp_q = s.top_down_quat_xyzw(yaw)
         bowl = s.bowl_pos()

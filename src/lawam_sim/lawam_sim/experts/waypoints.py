@@ -54,13 +54,15 @@ class WaypointTrack:
 
 class SingleArmWaypointExpert:
     """A one-arm expert that plans a WaypointTrack from privileged state at its first call after a reset
-    and then plays it back at ``control_hz``; subclasses provide ``_plan``."""
+    (and again, from where the arm is, when the scene's instruction changes) and then plays it back at
+    ``control_hz``; subclasses provide ``_plan``, which reads ``scene.instruction``."""
 
     control_hz = 20.0
 
     def __init__(self, scene):
         self.scene = scene
         self.track: WaypointTrack | None = None
+        self._planned_for: str | None = None
 
     def reset(self) -> None:
         self.track = None
@@ -69,8 +71,10 @@ class SingleArmWaypointExpert:
         raise NotImplementedError
 
     def act(self, scene=None) -> dict:
-        if self.track is None:
+        instruction = getattr(self.scene, "instruction", "")
+        if self.track is None or instruction != self._planned_for:
             self.track = self._plan()
+            self._planned_for = instruction
         pos, quat, opening = self.track.step(1.0 / self.control_hz)
         return {"arm": (pos, quat, opening)}
 

@@ -1,13 +1,23 @@
 """lawam-eval: closed-loop evaluation in the twin (the paper's fixed-initial-configuration protocol, in sim).
 
-    lawam-eval --system franka_pick_place --checkpoint DIR --episodes 30
+    lawam-eval --system franka_pick_place                                  # shipped checkpoint, 30 seeds
+    lawam-eval --system franka_pick_place --checkpoint DIR --seeds 0-9 --json out.json
+    lawam-eval --system franka_pick_place --expert --seeds 3,5,7 --task "put the green cube in the bowl"
 
 Brings up twin + bridge + policy node as subprocesses on the workspace configs (``--attach`` uses a system that
-is already running, e.g. from the launch files), then per episode: reset the twin to the next fixed evaluation
-seed, reset the bridge (restart from the measured pose) and the policy (drop chunks), and wait for the twin's
-success signal or the sim-time timeout. Prints one line per episode and the success rate; ``--json`` writes
-the results. ``--expert`` evaluates the scripted expert instead (twin only, as fast as it runs): a check of the
+is already running, e.g. from the launch files), then per seed and instruction: set the policy's task
+(/lawam/set_task), reset the twin to the seed with that instruction (Reset.task), reset the bridge (restart
+from the measured pose) and the policy (drop chunks), and wait for the twin's success signal or the sim-time
+timeout. ``--expert`` evaluates the scripted expert instead (twin only, as fast as it runs): a check of the
 evaluation loop itself.
+
+Seeds: ``--seeds`` takes indices into lawam_sim.seeds.EVAL_SEEDS (0..29), a comma list of N or A-B (both
+ends included), e.g. ``3,5,7``, ``0-9``, ``0-4,20``; ``--episodes N`` takes the first N (wrapping past 30).
+Instructions: every instruction of the scene on every seed (paired: one seed, one layout, each instruction),
+or only ``--task``. Checkpoint: none given = the scene's shipped default (lawam_bringup.systems); a
+checkpoint for another embodiment or another ordered camera-role list than the system's is refused.
+Bad input: a one-line error, exit 2, nothing started. Prints one line per episode, the success rate per
+instruction and the sim real-time factor; ``--json`` writes all of it.
 """
 from __future__ import annotations
 
@@ -22,24 +32,70 @@ import time
 from pathlib import Path
 
 import rclpy
-from lawam_msgs.srv import Reset
+from lawam_msgs.srv import Reset, SetTask
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
+from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.seeds import EVAL_SEEDS
 
-SYSTEMS = {
-    # system: (twin module, twin node, bridge module, bridge node, embodiment, scene, camera topics, sim timeout s)
-    "franka_pick_place": ("franka_twin", "franka_bridge", "franka_panda", "franka_pick_place",
-                          ["/camera/color/image_raw"], 30.0),
-    "franka_drawer": ("franka_twin", "franka_bridge", "franka_panda", "franka_drawer",
-                      ["/camera/color/image_raw"], 30.0),
-    "quanta_towel_fold": ("quanta_twin", "quanta_bridge", "quanta_x1", "quanta_towel_fold",
-                          ["/cam_high/image_raw", "/cam_left_wrist/image_raw", "/cam_right_wrist/image_raw"], 45.0),
+# scene (= --system): (twin node, bridge node, sim timeout s)
+SCENES = {
+    "franka_pick_place": ("franka_twin", "franka_bridge", 30.0),
+    "franka_drawer": ("franka_twin", "franka_bridge", 30.0),
+    "quanta_towel_fold": ("quanta_twin", "quanta_bridge", 45.0),
 }
-TASKS = {"franka_pick_place": "put the red cube in the bowl", "franka_drawer": "open the drawer",
-         "quanta_towel_fold": "fold the towel in half"}
 STALL_S = 60.0  # wall seconds without /clock progress before the evaluation gives up
+LOW_RTF = 0.9   # a run below this real-time factor is flagged: the twin could not keep up with wall time
+SET_TASK_SERVICE = "/lawam/set_task"  # config/policy.yaml: set_task_service
+
+
+class UsageError(ValueError):
+    """Bad command-line input (one line, exit 2)."""
+
+
+def _registry():
+    # Imported here: lawam_bringup depends on lawam_sim (package.xml), not the other way round.
+    from lawam_bringup import systems
+    return systems
+
+
+def parse_seeds(text: str, n: int = len(EVAL_SEEDS)) -> list[int]:
+    """Indices into EVAL_SEEDS from ``"3,5,7"``, ``"0-9"`` or a mix (``"0-4,20"``); ranges include both ends.
+
+    Raises UsageError for bad syntax, an empty range (B < A), an index outside 0..n-1 or a repeated index."""
+    indices: list[int] = []
+    for item in text.split(","):
+        lo, sep, hi = item.strip().partition("-")
+        if not lo.isdecimal() or (sep and not hi.isdecimal()):
+            raise UsageError(f"--seeds {text!r}: {item.strip()!r} is not an index N or a range A-B "
+                             f"(indices into the {n} evaluation seeds, e.g. 3,5,7 or 0-9)")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise UsageError(f"--seeds {text!r}: the range {a}-{b} is empty (write the smaller index first)")
+        if b >= n:
+            raise UsageError(f"--seeds {text!r}: index {b} is out of range: the evaluation seeds are 0..{n - 1}")
+        for i in range(a, b + 1):
+            if i in indices:
+                raise UsageError(f"--seeds {text!r}: index {i} is given twice")
+            indices.append(i)
+    return indices
+
+
+def check_checkpoint(checkpoint: str, system_name: str, embodiment: str, roles: list[str]) -> None:
+    """Refuse a checkpoint the system cannot run: its default embodiment or its ordered camera roles for that
+    embodiment (lawam_config.json, LaWAMConfig) differ from the system's. Raises UsageError naming both."""
+    path = Path(checkpoint) / "lawam_config.json"
+    try:
+        cfg = json.loads(path.read_text())
+        ck_embodiment = cfg["default_embodiment"]
+        ck_roles = list(cfg.get("camera_roles", {}).get(ck_embodiment, ["primary"]))  # LaWAMConfig.cameras()
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        raise UsageError(f"checkpoint {checkpoint}: cannot read its lawam_config.json ({type(e).__name__}: {e}); "
+                         f"not a LaWAM checkpoint") from None
+    if ck_embodiment != embodiment or ck_roles != roles:
+        raise UsageError(f"checkpoint {checkpoint} is for embodiment {ck_embodiment!r} with cameras {ck_roles}; "
+                         f"system {system_name} runs {embodiment!r} with cameras {roles}")
 
 
 def workspace_root() -> Path:
@@ -47,25 +103,31 @@ def workspace_root() -> Path:
     return Path(env) if env else Path.cwd()
 
 
-def launch_stack(system: str, checkpoint: str, task: str, log_dir: Path, expert: bool = False
+def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: bool = False
                  ) -> list[subprocess.Popen]:
-    twin, bridge, embodiment, scene, cameras, _ = SYSTEMS[system]
+    """Start the twin (+ bridge + policy node unless ``expert``) of ``scene``; ``checkpoint`` is resolved
+    (a directory, or ``preset:NAME`` for an untrained preset)."""
+    systems = _registry()
+    twin, bridge, _ = SCENES[scene]
+    system = systems.SYSTEMS[systems.SCENE_SYSTEMS[scene]]
     cfg = workspace_root() / "config"
-    cams = "[" + ",".join(f"'{c}'" for c in cameras) + "]"
+    twin_cmd = [sys.executable, "-m", f"lawam_sim.nodes.{twin}", "--ros-args", "--params-file",
+                str(cfg / f"{twin}.yaml"), "-p", f"scene:={scene}", "-p", f"task:={task}"]
     if expert:
-        cmds = {twin: [sys.executable, "-m", f"lawam_sim.nodes.{twin}", "--ros-args",
-                       "--params-file", str(cfg / f"{twin}.yaml"), "-p", f"scene:={scene}", "-p", "expert:=true",
-                       "-p", "real_time_factor:=0.0"]}
-        return _spawn(cmds, log_dir)
+        return _spawn({twin: twin_cmd + ["-p", "expert:=true", "-p", "real_time_factor:=0.0"]}, log_dir)
+    cams = "[" + ",".join(f"'{c}'" for c in system.camera_topics()) + "]"
+    if checkpoint.startswith(systems.PRESET_PREFIX):
+        model = ["-p", f"preset:={checkpoint[len(systems.PRESET_PREFIX):]}"]
+    else:
+        model = ["-p", f"checkpoint:={checkpoint}"]
     cmds = {
-        twin: [sys.executable, "-m", f"lawam_sim.nodes.{twin}", "--ros-args", "--params-file", str(cfg / f"{twin}.yaml"),
-               "-p", f"scene:={scene}"],
+        twin: twin_cmd,
         bridge: [sys.executable, "-m", f"lawam_policy.nodes.{bridge}", "--ros-args",
                  "--params-file", str(cfg / f"{bridge}.yaml"), "-p", "use_sim_time:=true"],
         "policy_node": [sys.executable, "-m", "lawam_policy.nodes.policy_node", "--ros-args",
                         "--params-file", str(cfg / "policy.yaml"), "-p", "use_sim_time:=true",
-                        "-p", f"embodiment:={embodiment}", "-p", f"camera_topics:={cams}", "-p", f"task:={task}"]
-                       + (["-p", f"checkpoint:={checkpoint}"] if checkpoint else []),
+                        "-p", f"embodiment:={system.embodiment}", "-p", f"camera_topics:={cams}",
+                        "-p", f"task:={task}"] + model,
     }
     return _spawn(cmds, log_dir)
 
@@ -76,6 +138,15 @@ def _spawn(cmds: dict, log_dir: Path) -> list[subprocess.Popen]:
         with open(log_dir / f"{name}.log", "w") as log:  # the child keeps its own handle
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     return procs
+
+
+def _wait(fut, what: str, timeout: float = 30.0):
+    t0 = time.monotonic()
+    while not fut.done():
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"{what} did not answer")
+        time.sleep(0.01)
+    return fut.result()
 
 
 class Evaluator:
@@ -89,6 +160,7 @@ class Evaluator:
         node.create_subscription(Bool, "/lawam_sim/success", self._on_success, 10)
         others = (bridge, "policy_node") if bridge else ()
         self.resets = {n: node.create_client(Reset, f"/{n}/reset") for n in (twin, *others)}
+        self.set_task = node.create_client(SetTask, SET_TASK_SERVICE) if bridge else None
         self.twin = twin
 
     def _on_clock(self, m: Clock) -> None:
@@ -104,60 +176,120 @@ class Evaluator:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         t0 = time.monotonic()
-        for name, cli in self.resets.items():
+        clients = {f"/{n}/reset": c for n, c in self.resets.items()}
+        if self.set_task is not None:
+            clients[SET_TASK_SERVICE] = self.set_task
+        for name, cli in clients.items():
             if not cli.wait_for_service(timeout_sec=max(1.0, timeout - (time.monotonic() - t0))):
-                raise RuntimeError(f"/{name}/reset did not come up")
+                raise RuntimeError(f"{name} did not come up")
 
-    def _call(self, name: str, seed: int) -> str:
-        fut = self.resets[name].call_async(Reset.Request(seed=seed))
-        t0 = time.monotonic()
-        while not fut.done():
-            if time.monotonic() - t0 > 30:
-                raise RuntimeError(f"/{name}/reset did not answer")
-            time.sleep(0.01)
-        r = fut.result()
+    def _call(self, name: str, seed: int, task: str = "") -> str:
+        r = _wait(self.resets[name].call_async(Reset.Request(seed=seed, task=task)), f"/{name}/reset")
         if not r.success:
             raise RuntimeError(f"/{name}/reset failed: {r.message}")
         return r.message
 
-    def episode(self, seed: int, timeout_s: float) -> tuple[bool, float]:
+    def episode(self, seed: int, instruction: str, timeout_s: float) -> tuple[bool, float, float]:
+        """One episode: (success, sim seconds, wall seconds) from the reset to success or the timeout."""
+        if self.set_task is not None:
+            r = _wait(self.set_task.call_async(SetTask.Request(task=instruction)), SET_TASK_SERVICE)
+            if not r.success:
+                raise RuntimeError(f"{SET_TASK_SERVICE} refused {instruction!r}: {r.message}")
         with self.cond:
             self.success = None
-        self._call(self.twin, seed)
+        message = self._call(self.twin, seed, instruction)
+        if "unknown task" in message:  # an attached twin running another scene
+            raise RuntimeError(f"/{self.twin}/reset: {message}")
         for name in self.resets:
             if name != self.twin:
                 self._call(name, -1)
         with self.cond:
             # the twin announces the new episode with success=False; ignore anything older
             self.cond.wait_for(lambda: self.success is False, timeout=30)
-            start = self.sim_time
+            start, wall0 = self.sim_time, time.monotonic()
             while True:
                 if self.success:
-                    return True, self.sim_time - start
+                    return True, self.sim_time - start, time.monotonic() - wall0
                 if self.sim_time - start >= timeout_s:
-                    return False, self.sim_time - start
+                    return False, self.sim_time - start, time.monotonic() - wall0
                 if time.monotonic() - self.last_clock_wall > STALL_S:
                     raise RuntimeError("/clock stopped advancing")
                 self.cond.wait(timeout=1.0)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="lawam-eval", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--system", choices=sorted(SYSTEMS), required=True)
-    ap.add_argument("--checkpoint", default="", help="checkpoint dir; empty: the policy's preset (random weights)")
-    ap.add_argument("--episodes", type=int, default=len(EVAL_SEEDS))
+def summarise(results: list[dict], instructions: list[str]) -> dict:
+    """Success rate overall and per instruction, mean sim time to success per instruction (None without a
+    success), and the real-time factor reached (sim s / wall s over all episodes; flagged below LOW_RTF)."""
+    per = {}
+    for instruction in instructions:
+        eps = [r for r in results if r["instruction"] == instruction]
+        times = [r["sim_time_s"] for r in eps if r["success"]]
+        per[instruction] = {"episodes": len(eps), "successes": len(times),
+                            "success_rate": len(times) / len(eps) if eps else None,
+                            "mean_time_to_success_s": round(sum(times) / len(times), 2) if times else None}
+    wall = sum(r["wall_time_s"] for r in results)
+    rtf = sum(r["sim_time_s"] for r in results) / wall if wall > 0 else None
+    return {"success_rate": sum(r["success"] for r in results) / max(1, len(results)),
+            "per_instruction": per,
+            "real_time_factor": round(rtf, 3) if rtf is not None else None,
+            "real_time_factor_low": rtf is not None and rtf < LOW_RTF}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's default also prints the usage)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
+    """Arguments, the seed indices and the instructions to run. Exits 2 with one line on bad input."""
+    ap = _Parser(prog="lawam-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--system", choices=sorted(SCENES), required=True, help="the simulated scene")
+    ap.add_argument("--checkpoint", default="",
+                    help="checkpoint dir; empty: the scene's shipped default; preset:tiny: untrained")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--episodes", type=int, help="the first N evaluation seeds (default: all 30)")
+    which.add_argument("--seeds", metavar="LIST|A-B", help="indices into the evaluation seeds: 3,5,7 or 0-9")
     ap.add_argument("--timeout-s", type=float, help="sim seconds per episode (default per system)")
-    ap.add_argument("--task", help="instruction (default per system)")
+    ap.add_argument("--task", help="run only this instruction of the scene (default: each one on every seed)")
     ap.add_argument("--attach", action="store_true", help="use an already running twin, bridge and policy")
     ap.add_argument("--expert", action="store_true", help="evaluate the twin's scripted expert (no policy)")
-    ap.add_argument("--json", type=Path, help="write per-episode results here")
+    ap.add_argument("--json", type=Path, help="write per-episode and per-instruction results here")
     args = ap.parse_args(argv)
-    twin, bridge, *_rest, default_timeout = SYSTEMS[args.system]
+    try:
+        if args.seeds is not None:
+            indices = parse_seeds(args.seeds)
+        else:
+            n = len(EVAL_SEEDS) if args.episodes is None else args.episodes
+            if n < 1:
+                raise UsageError(f"--episodes {n}: must be at least 1")
+            indices = [i % len(EVAL_SEEDS) for i in range(n)]
+        known = INSTRUCTIONS[args.system]
+        if args.task is None:
+            instructions = list(known)
+        else:
+            match = [i for i in known if i.lower() == " ".join(args.task.split()).lower()]
+            if not match:
+                raise UsageError(f"--task {args.task!r} is not an instruction of {args.system}; known: "
+                                 + ", ".join(repr(i) for i in known))
+            instructions = match
+        if not args.expert and not args.attach:
+            systems = _registry()
+            system = systems.SYSTEMS[systems.SCENE_SYSTEMS[args.system]]
+            args.checkpoint = systems.resolve_checkpoint(args.checkpoint, True, args.system, "--checkpoint ")
+            if not args.checkpoint.startswith(systems.PRESET_PREFIX):
+                check_checkpoint(args.checkpoint, system.name, system.embodiment, system.camera_roles())
+    except ValueError as e:  # UsageError, and the registry's CheckpointError
+        ap.error(str(e))
+    return args, indices, instructions
+
+
+def main(argv=None) -> int:
+    args, indices, instructions = parse_args(argv)
+    twin, bridge, default_timeout = SCENES[args.system]
     timeout_s = args.timeout_s or default_timeout
     procs, log_dir = [], Path(tempfile.mkdtemp(prefix="lawam-eval-"))
     if not args.attach:
-        procs = launch_stack(args.system, args.checkpoint, args.task or TASKS[args.system], log_dir, args.expert)
+        procs = launch_stack(args.system, args.checkpoint, instructions[0], log_dir, args.expert)
         print(f"started {'the twin with its expert' if args.expert else 'twin, bridge and policy'} "
               f"(logs in {log_dir})", flush=True)
     rclpy.init()
@@ -170,11 +302,15 @@ def main(argv=None) -> int:
     try:
         ev = Evaluator(node, twin, None if args.expert else bridge)
         ev.wait_ready()
-        for i in range(args.episodes):
-            seed = EVAL_SEEDS[i % len(EVAL_SEEDS)]
-            ok, t = ev.episode(seed, timeout_s)
-            results.append({"episode": i, "seed": seed, "success": ok, "sim_time_s": round(t, 2)})
-            print(f"episode {i:3d} seed {seed}: {'success' if ok else 'timeout'} after {t:.1f} s sim", flush=True)
+        for index in indices:
+            seed = EVAL_SEEDS[index]
+            for instruction in instructions:  # paired: the same layout for each instruction
+                ok, t, wall = ev.episode(seed, instruction, timeout_s)
+                results.append({"episode": len(results), "seed_index": index, "seed": seed,
+                                "instruction": instruction, "success": ok, "sim_time_s": round(t, 2),
+                                "wall_time_s": round(wall, 2)})
+                print(f"episode {len(results) - 1:3d} seed {seed} {instruction!r}: "
+                      f"{'success' if ok else 'timeout'} after {t:.1f} s sim", flush=True)
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -186,12 +322,22 @@ def main(argv=None) -> int:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+    summary = summarise(results, instructions)
     n_ok = sum(r["success"] for r in results)
-    rate = n_ok / max(1, len(results))
-    print(f"{args.system}: success rate {n_ok}/{len(results)} = {100 * rate:.1f} %")
+    print(f"{args.system}: success rate {n_ok}/{len(results)} = {100 * summary['success_rate']:.1f} %")
+    for instruction, st in summary["per_instruction"].items():
+        mean_t = st["mean_time_to_success_s"]
+        print(f"  {instruction!r}: {st['successes']}/{st['episodes']}"
+              + (f", mean time to success {mean_t:.1f} s sim" if mean_t is not None else ""))
+    if summary["real_time_factor"] is not None:
+        low = summary["real_time_factor_low"]
+        print(f"sim real-time factor {summary['real_time_factor']:.2f}"
+              + (f" (below {LOW_RTF}: the twin ran slower than wall time)" if low else ""))
     if args.json:
         args.json.write_text(json.dumps({"system": args.system, "checkpoint": args.checkpoint,
-                                         "episodes": results, "success_rate": rate}, indent=2))
+                                         "expert": args.expert, "instructions": instructions,
+                                         "seeds": [EVAL_SEEDS[i] for i in indices],
+                                         "episodes": results, **summary}, indent=2))
     return 0
 
 

@@ -3,6 +3,11 @@ images and success); the executor thread only receives commands and Reset reques
 inbox that the sim thread drains at every tick. No lock is shared, so a busy sim thread can never starve the
 command callbacks, and only the newest admitted pose target per arm and tick is solved (IK is not free).
 
+Language: the twin follows the task topic the policy node listens to (``task_topic``, std_msgs/String) and
+the optional ``task`` of a Reset request (empty: keep the current one). A task its scene cannot judge is
+warned about once per distinct text and listed in ``~/stats`` (``unknown_tasks``); the scene then follows its
+default instruction.
+
 Timing: the sim thread advances in ticks of ``1 / state_rate_hz`` seconds of sim time and paces itself to
 ``real_time_factor`` (0 = as fast as possible). When rendering makes the sim slower than real time, /clock
 simply advances slower: consumers run on ``use_sim_time``. Stamps of everything the twin publishes are sim
@@ -76,6 +81,8 @@ class TwinNode(Node):
         self.teleop_topic = P("teleop_topic", "/lawam/teleop/command").value
         self.success_topic = P("success_topic", "/lawam_sim/success").value
         initial_seed = int(P("seed", -1).value)
+        initial_task = P("task", "").value
+        task_topic = P("task_topic", "/lawam/task").value
         ws_lo = P("workspace_min", [0.0]).value
         ws_hi = P("workspace_max", [0.0]).value
         workspace = (list(ws_lo), list(ws_hi)) if len(ws_lo) == 3 and len(ws_hi) == 3 else None
@@ -87,6 +94,7 @@ class TwinNode(Node):
         self.expert = None
         self._chunk_id = 0
         self._warned: set[str] = set()
+        self.unknown_tasks: list[str] = []  # distinct tasks the scene could not judge, in arrival order
 
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE)
         self.success_pub = self.create_publisher(Bool, self.success_topic, RELIABLE)
@@ -95,14 +103,17 @@ class TwinNode(Node):
         self.camera_pubs: list[tuple[str, object]] = []  # (mujoco camera, publisher)
         self._setup_io()
         self.create_service(Reset, "~/reset", self._on_reset)
+        # Same topic and QoS (reliable, depth 10) as the policy node's task subscription.
+        self.create_subscription(String, task_topic, lambda m: self.inbox.append(("task", m.data)), 10)
 
-        self._reset(initial_seed)
+        self._reset(initial_seed, initial_task)
         self._running = True
         self._thread = threading.Thread(target=self._sim_loop, name="sim", daemon=True)
         self._thread.start()
         self.get_logger().info(
             f"{self.scene_name}: {physics_hz:.0f} Hz physics, {w}x{h} images at {self.camera_rate} Hz, "
-            f"expert={'on' if self.expert_on else 'off'}, seed {self.scene.seed}")
+            f"expert={'on' if self.expert_on else 'off'}, seed {self.scene.seed}, "
+            f"instruction {self.scene.instruction!r}")
 
     # ----- subclass hooks ------------------------------------------------------------------------
     def _setup_io(self) -> None:
@@ -130,23 +141,46 @@ class TwinNode(Node):
 
     def _on_reset(self, req: Reset.Request, resp: Reset.Response) -> Reset.Response:
         done, result = threading.Event(), {}
-        self.inbox.append(("reset", int(req.seed), done, result))
+        self.inbox.append(("reset", int(req.seed), req.task, done, result))
         if not done.wait(timeout=30.0):
             resp.success, resp.message = False, "reset timed out: the simulation thread did not respond"
         elif "error" in result:
             resp.success, resp.message = False, f"reset failed: {result['error']}"
         else:
-            resp.success, resp.message = True, f"reset {self.scene_name} to seed {result['seed']}"
+            resp.success = True
+            resp.message = (f"reset {self.scene_name} to seed {result['seed']}, instruction "
+                            f"{result['instruction']!r}" + result.get("note", ""))
         return resp
 
-    def _reset(self, seed: int) -> int:
-        """Sim thread (or before it starts) only."""
+    def _instruction_for(self, task: str) -> tuple[str, str]:
+        """(instruction the scene follows for ``task``, note for the caller). Empty ``task``: the current one;
+        unknown: warn once per distinct text, list it in ~/stats and fall back to the scene's default."""
+        s = self.scene
+        if not task.strip():
+            return s.instruction, ""
+        known = s.known_instruction(task)
+        if known is not None:
+            return known, ""
+        if task not in self.unknown_tasks:
+            self.unknown_tasks.append(task)
+        options = ", ".join(repr(i) for i in s.instructions)
+        self._warn_once(f"task:{task}", f"task {task!r} is not an instruction of scene {self.scene_name} "
+                                         f"({options}); success follows its default {s.instructions[0]!r}")
+        return s.instructions[0], f"; unknown task {task!r} (known: {options}): using the default"
+
+    def _set_task(self, task: str) -> None:
+        """Sim thread only: a task from the topic switches the instruction without resetting the layout."""
+        self.scene.set_instruction(self._instruction_for(task)[0])
+
+    def _reset(self, seed: int, task: str = "") -> tuple[int, str, str]:
+        """Sim thread (or before it starts) only. Returns (seed, instruction, note)."""
         seed = self.seeds.next() if seed < 0 else seed
-        self.scene.reset(seed)
+        instruction, note = self._instruction_for(task)
+        self.scene.reset(seed, instruction)
         self.expert = make_expert(self.scene) if self.expert_on else None
         self._last_success = None
         self._rewound = True
-        return seed
+        return seed, instruction, note
 
     def _apply(self, cmd: tuple) -> None:
         """Apply one queued command, in the sim thread."""
@@ -158,10 +192,12 @@ class TwinNode(Node):
         elif kind == "refuse":
             _, arm, reason = cmd
             self.scene.gates[arm].refusals[reason] += 1
+        elif kind == "task":
+            self._set_task(cmd[1])
         elif kind == "reset":
-            _, seed, done, result = cmd
+            _, seed, task, done, result = cmd
             try:
-                result["seed"] = self._reset(seed)
+                result["seed"], result["instruction"], result["note"] = self._reset(seed, task)
             except Exception as e:  # noqa: BLE001 - report any scene failure to the caller
                 result["error"] = str(e)
             done.set()
@@ -269,7 +305,8 @@ class TwinNode(Node):
 
     def _publish_stats(self) -> None:
         s = self.scene
-        stats = {"scene": self.scene_name, "seed": s.seed, "sim_time_s": round(s.time, 3),
+        stats = {"scene": self.scene_name, "seed": s.seed, "instruction": s.instruction,
+                 "unknown_tasks": list(self.unknown_tasks), "sim_time_s": round(s.time, 3),
                  "refusals": dict(s.refusals()), "clamps": dict(s.clamps),
                  "metrics": {k: (float(v) if not isinstance(v, bool) else v) for k, v in s.metrics().items()}}
         self.stats_pub.publish(String(data=json.dumps(stats)))

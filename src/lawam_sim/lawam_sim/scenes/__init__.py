@@ -1,5 +1,17 @@
-"""Scene registry: ``make_scene(name, **kw)``."""
+"""Scene registry: ``make_scene(name, **kw)`` and each scene's language instructions.
+
+``INSTRUCTIONS`` lives here, free of MuJoCo imports, so the system registry (lawam_bringup.systems) and the
+evaluation read the same tuples the scene classes use. The first instruction of a scene is its default.
+"""
 from __future__ import annotations
+
+INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "franka_pick_place": ("put the red cube in the bowl", "put the green cube in the bowl"),
+    "franka_drawer": ("open the drawer",),
+    "quanta_towel_fold": ("fold the towel in half",),
+}
+
+SCENES = tuple(INSTRUCTIONS)
 
 
 def make_scene(name: str, **kwargs):
@@ -13,6 +25,3 @@ def make_scene(name: str, **kwargs):
         from lawam_sim.scenes.towel_fold import TowelFoldScene
         return TowelFoldScene(**kwargs)
     raise ValueError(f"unknown scene {name!r}; known: {sorted(SCENES)}")
-
-
-SCENES = ("franka_pick_place", "franka_drawer", "quanta_towel_fold")

@@ -2,6 +2,9 @@
 
 A scene is ROS-free. Subclasses provide the MJCF (``_build_xml``), the robot's controller (``_control``),
 the randomised start (``_randomise``) and the task's success test (``success``/``metrics``).
+Language: ``instructions`` lists the tasks a scene can judge (first = default); ``reset(seed, instruction)``
+and ``set_instruction`` choose the current one, which the success test and the scripted expert follow. The
+layout depends on the seed only, so one seed gives the same start for every instruction (paired evaluation).
 Poses at this interface are in the robot base frame (``frame_id``), quaternions in ROS order (x, y, z, w).
 """
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Scene:
     frame_id: str = "world"
     #: MuJoCo body that is the robot base frame
     base_body: str = "world"
-    #: name -> task instruction, for logs and the recorder
-    task: str = ""
+    #: the language instructions this scene can judge; the first is the default
+    instructions: tuple[str, ...] = ()
     #: default workspace box (base frame) used when the caller passes none
     default_workspace = ((-1.0, -1.0, -0.1), (1.0, 1.0, 1.0))
     #: cameras available for rendering, primary first
@@ -53,6 +56,7 @@ class Scene:
         self.clamps: Counter = Counter()  # targets moved to the nearest reachable pose, by reason
         self._base_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, self.base_body)
         self.seed: int | None = None
+        self._instruction = self.instructions[0] if self.instructions else ""
         self.targets: dict[str, ArmTarget] = {}
         self.reset(0)
 
@@ -87,7 +91,31 @@ class Scene:
         """Hook: after every physics step (e.g. grasp constraints)."""
 
     # ----- common API ---------------------------------------------------------------------------
-    def reset(self, seed: int) -> None:
+    @property
+    def instruction(self) -> str:
+        """The current instruction (one of ``instructions``)."""
+        return self._instruction
+
+    def known_instruction(self, text: str) -> str | None:
+        """The instruction ``text`` names (case and surrounding/repeated whitespace ignored), or None."""
+        key = " ".join(str(text).split()).lower()
+        return next((i for i in self.instructions if i.lower() == key), None)
+
+    def set_instruction(self, text: str) -> None:
+        """Switch the current instruction without resetting the layout.
+
+        Raises ValueError (naming the known instructions) when ``text`` is not one of ``instructions``."""
+        known = self.known_instruction(text)
+        if known is None:
+            raise ValueError(f"unknown instruction {text!r} for scene {self.name}; known: "
+                             + ", ".join(repr(i) for i in self.instructions))
+        self._instruction = known
+
+    def reset(self, seed: int, instruction: str | None = None) -> None:
+        """Reset to the layout of ``seed`` with ``instruction`` (None: ``instructions[0]``).
+
+        Raises ValueError for an unknown instruction, before anything changes."""
+        self.set_instruction(self.instructions[0] if instruction is None else instruction)
         self.seed = int(seed)
         mujoco.mj_resetData(self.model, self.data)
         self._randomise(np.random.default_rng(self.seed))

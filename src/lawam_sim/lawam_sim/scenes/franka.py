@@ -75,14 +75,14 @@ class FrankaScene(Scene):
 </mujoco>"""
         return xml, assets
 
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, instruction: str | None = None) -> None:
         if not hasattr(self, "osc"):
             self.osc = OperationalSpaceController(self.model, self.tcp_site, ARM_JOINTS, HOME_Q)
             self._qadr = np.array([self.joint_qadr(j) for j in ARM_JOINTS])
             self._tcp = self.site_id(self.tcp_site)
             self._driver = self.joint_qadr("right_driver_joint")
             self._grip_act = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "fingers_actuator")
-        super().reset(seed)
+        super().reset(seed, instruction)
 
     def _randomise_arm(self, rng: np.random.Generator, noise: float = 0.05) -> None:
         q = HOME_Q + rng.uniform(-noise, noise, size=7)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.scenes.franka import TABLE_TOP, FrankaScene
 
 OPEN_SUCCESS_M = 0.12
@@ -18,7 +19,7 @@ CAB_HALF = (0.12, 0.14, 0.07)     # cabinet half sizes (x depth, y width, z heig
 
 class DrawerScene(FrankaScene):
     name = "franka_drawer"
-    task = "open the drawer"
+    instructions = INSTRUCTIONS["franka_drawer"]
     episode_s = 8.0
 
     def _objects_xml(self) -> str:

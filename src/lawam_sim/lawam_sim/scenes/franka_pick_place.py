@@ -1,18 +1,32 @@
-"""Pick-and-place (the paper's Franka task): put the red cube into the bowl.
+"""Pick-and-place (the paper's Franka task) where language matters: put the named cube into the bowl.
 
-A red cube (the target), a green cube (distractor) and a bowl on the table; positions and the cube's yaw are
-drawn from the seed. Success: the red cube rests inside the bowl (horizontally within the bowl's inner radius,
-below its rim) and the gripper has let go (opening > 0.5).
+Two cubes, a red and a green one, identical in size, mass and friction, and a bowl stand on the table. Both
+cubes are drawn i.i.d. from the same position/yaw distribution (rejection-sampled as a pair: at least
+``MIN_CUBE_SEPARATION`` apart, each at least ``MIN_BOWL_CLEARANCE`` from the bowl), so neither colour has a
+typical place and only the instruction says which one to pick. The layout depends on the seed only: one seed
+gives the same start for both instructions (paired evaluation).
+
+Instructions: "put the red cube in the bowl", "put the green cube in the bowl"; the other cube is the
+distractor. Success: the named cube rests inside the bowl (horizontally within the bowl's inner radius, below
+its rim), the other cube does not, and the gripper has let go (opening > 0.5).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.scenes.franka import TABLE_TOP, FrankaScene
 
 CUBE_HALF = 0.02
 BOWL_RADIUS = 0.085      # inner radius of the wall ring (m)
 BOWL_WALL_H = 0.035
+COLOURS = {"red": "0.85 0.1 0.1 1", "green": "0.1 0.7 0.2 1"}
+TARGET_COLOUR = dict(zip(INSTRUCTIONS["franka_pick_place"], ("red", "green")))
+# Layout (base frame, m). Both cubes share one region; the bowl keeps its own region on the +y side.
+CUBE_X, CUBE_Y = (0.40, 0.62), (-0.24, 0.02)
+BOWL_X, BOWL_Y = (0.45, 0.60), (0.12, 0.25)
+MIN_CUBE_SEPARATION = 0.10   # centre to centre: the open fingers (0.085 m) fit beside the other cube
+MIN_BOWL_CLEARANCE = 0.16    # cube centre to bowl centre: no cube starts against or under the bowl wall
 
 
 def _bowl_xml() -> str:
@@ -30,24 +44,23 @@ def _bowl_xml() -> str:
     </body>"""
 
 
+def _cube_xml(colour: str, x: float, y: float) -> str:
+    # Everything but the colour is shared, so the cubes differ to the camera only.
+    return f"""
+    <body name="{colour}_cube" pos="{x} {y} {TABLE_TOP + CUBE_HALF}">
+      <freejoint name="{colour}_cube"/>
+      <geom name="{colour}_cube" type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" mass="0.05"
+            rgba="{COLOURS[colour]}" friction="1.5 0.01 0.001" condim="4"/>
+    </body>"""
+
+
 class PickPlaceScene(FrankaScene):
     name = "franka_pick_place"
-    task = "put the red cube in the bowl"
+    instructions = INSTRUCTIONS["franka_pick_place"]
     episode_s = 9.0
 
     def _objects_xml(self) -> str:
-        return f"""
-    <body name="cube" pos="0.5 0 {TABLE_TOP + CUBE_HALF}">
-      <freejoint name="cube"/>
-      <geom name="cube" type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" mass="0.05" rgba="0.85 0.1 0.1 1"
-            friction="1.5 0.01 0.001" condim="4"/>
-    </body>
-    <body name="distractor" pos="0.45 -0.2 {TABLE_TOP + CUBE_HALF}">
-      <freejoint name="distractor"/>
-      <geom name="distractor" type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" mass="0.05" rgba="0.1 0.7 0.2 1"/>
-    </body>
-    {_bowl_xml()}
-"""
+        return _cube_xml("red", 0.5, 0.0) + _cube_xml("green", 0.45, -0.15) + _bowl_xml()
 
     def _build_xml(self):
         xml, assets = super()._build_xml()
@@ -55,17 +68,18 @@ class PickPlaceScene(FrankaScene):
         return xml, assets
 
     def _randomise(self, rng: np.random.Generator) -> None:
+        # Only the seed decides the layout (never the instruction): paired evaluation needs that.
         self._randomise_arm(rng)
-        bowl = np.array([rng.uniform(0.45, 0.6), rng.uniform(0.12, 0.25)])
-        cube = np.array([rng.uniform(0.42, 0.6), rng.uniform(-0.2, 0.0)])
-        # distractor somewhere away from the cube and the bowl
-        while True:
-            distractor = np.array([rng.uniform(0.35, 0.65), rng.uniform(-0.3, 0.3)])
-            if np.linalg.norm(distractor - cube) > 0.1 and np.linalg.norm(distractor - bowl) > 0.16:
+        bowl = np.array([rng.uniform(*BOWL_X), rng.uniform(*BOWL_Y)])
+        while True:  # the pair together, so the two colours stay exchangeable
+            cubes = rng.uniform([CUBE_X[0], CUBE_Y[0]], [CUBE_X[1], CUBE_Y[1]], size=(2, 2))
+            if (np.linalg.norm(cubes[0] - cubes[1]) >= MIN_CUBE_SEPARATION
+                    and np.all(np.linalg.norm(cubes - bowl, axis=1) >= MIN_BOWL_CLEARANCE)):
                 break
+        yaws = rng.uniform(-np.pi / 4, np.pi / 4, size=2)  # a cube is symmetric under 90 degree turns
         self.model.body_pos[self.body_id("bowl")][:2] = bowl
-        self._place_free("cube", cube, rng.uniform(-np.pi / 4, np.pi / 4))
-        self._place_free("distractor", distractor, rng.uniform(-np.pi, np.pi))
+        for colour, xy, yaw in zip(COLOURS, cubes, yaws):
+            self._place_free(f"{colour}_cube", xy, yaw)
 
     def _place_free(self, joint: str, xy, yaw: float) -> None:
         a = self.joint_qadr(joint)
@@ -73,8 +87,19 @@ class PickPlaceScene(FrankaScene):
         self.data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
 
     # privileged state for the expert and the success test
-    def cube_pose(self) -> tuple[np.ndarray, float]:
-        a = self.joint_qadr("cube")
+    @property
+    def target_colour(self) -> str:
+        """Colour of the cube the current instruction names ("red" or "green")."""
+        return TARGET_COLOUR[self.instruction]
+
+    def cube_pose(self, colour: str | None = None) -> tuple[np.ndarray, float]:
+        """(centre position in the world = base frame (m), yaw about z (rad)) of the ``colour`` cube
+        (None: the one the instruction names). Raises KeyError for an unknown colour."""
+        if colour is None:
+            colour = self.target_colour
+        if colour not in COLOURS:
+            raise KeyError(f"no {colour!r} cube; colours: {sorted(COLOURS)}")
+        a = self.joint_qadr(f"{colour}_cube")
         w, x, y, z = self.data.qpos[a + 3:a + 7]
         yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
         return self.data.qpos[a:a + 3].copy(), float(yaw)
@@ -82,13 +107,24 @@ class PickPlaceScene(FrankaScene):
     def bowl_pos(self) -> np.ndarray:
         return self.data.xpos[self.body_id("bowl")].copy()
 
-    def metrics(self) -> dict:
-        cube, _ = self.cube_pose()
-        bowl = self.bowl_pos()
-        horiz = float(np.linalg.norm(cube[:2] - bowl[:2]))
+    def _cube_to_bowl(self, colour: str) -> tuple[float, bool]:
+        """Horizontal distance (m) of the cube's centre to the bowl's axis, and whether it rests inside."""
+        cube, _ = self.cube_pose(colour)
+        horiz = float(np.linalg.norm(cube[:2] - self.bowl_pos()[:2]))
         inside = horiz < BOWL_RADIUS - CUBE_HALF * 0.5 and cube[2] < TABLE_TOP + BOWL_WALL_H + CUBE_HALF
+        return horiz, bool(inside)
+
+    def metrics(self) -> dict:
+        """success (named cube in, other cube out, gripper open) and, per colour, ``<colour>_cube_to_bowl_m``
+        (horizontal, m) and ``<colour>_cube_in_bowl``."""
+        m, inside = {}, {}
+        for colour in COLOURS:
+            m[f"{colour}_cube_to_bowl_m"], inside[colour] = self._cube_to_bowl(colour)
+            m[f"{colour}_cube_in_bowl"] = inside[colour]
+        target = self.target_colour
+        others_out = not any(v for c, v in inside.items() if c != target)
         released = self.gripper_opening("arm") > 0.5
-        return {"success": bool(inside and released), "cube_to_bowl_m": horiz, "cube_z": float(cube[2])}
+        return {"success": bool(inside[target] and others_out and released), **m}
 
     def success(self) -> bool:
         return self.metrics()["success"]

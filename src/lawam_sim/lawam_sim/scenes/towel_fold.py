@@ -31,6 +31,7 @@ import numpy as np
 from lawam_sim import rotations as rot
 from lawam_sim.assets import asset_files
 from lawam_sim.controllers.ik import DampedLeastSquaresIK
+from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.scenes.base import FLOOR_ASSETS_XML, VISUAL_XML, Scene
 
 ARM_PREFIX = {"left": "vx300s_left", "right": "vx300s_right"}
@@ -54,7 +55,7 @@ SERVO_KV = [40, 80, 40, 10, 10, 5]
 
 class TowelFoldScene(Scene):
     name = "quanta_towel_fold"
-    task = "fold the towel in half"
+    instructions = INSTRUCTIONS["quanta_towel_fold"]
     arms = ("left", "right")
     frame_id = "base_link"
     base_body = "base_link"
@@ -107,12 +108,14 @@ class TowelFoldScene(Scene):
 </mujoco>"""
         return xml, assets
 
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, instruction: str | None = None) -> None:
+        if instruction is not None and self.known_instruction(instruction) is None:
+            self.set_instruction(instruction)  # raises before any grasp is released
         if not hasattr(self, "ik"):
             self._setup()
         for arm in self.arms:
             self._release(arm)
-        super().reset(seed)
+        super().reset(seed, instruction)
 
     def _setup(self) -> None:
         m = self.model

@@ -1,0 +1,147 @@
+"""lawam-eval's command line (seed selection, instructions, checkpoint compatibility) and its summary; all
+bad input is one line on stderr with exit 2, before anything starts. The ROS run itself: test_twin_nodes."""
+import json
+
+import pytest
+
+pytest.importorskip("rclpy")
+from lawam_sim.nodes import evaluate  # noqa: E402
+from lawam_sim.nodes.evaluate import UsageError, parse_args, parse_seeds, summarise  # noqa: E402
+from lawam_sim.scenes import INSTRUCTIONS  # noqa: E402
+from lawam_sim.seeds import EVAL_SEEDS  # noqa: E402
+
+RED, GREEN = INSTRUCTIONS["franka_pick_place"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("3,5,7", [3, 5, 7]),
+    ("0-9", list(range(10))),
+    ("7", [7]),
+    ("4-4", [4]),
+    ("0-2, 20,29", [0, 1, 2, 20, 29]),
+    ("29,0", [29, 0]),
+])
+def test_seed_indices(text, expected):
+    assert parse_seeds(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "is not an index"),
+    ("3,,5", "is not an index"),
+    ("a-b", "is not an index"),
+    ("5-", "is not an index"),
+    ("-3", "is not an index"),
+    ("1.5", "is not an index"),
+    ("1-2-3", "is not an index"),
+    ("9-3", "range 9-3 is empty"),
+    ("30", "index 30 is out of range"),
+    ("25-31", "index 31 is out of range"),
+    ("1000", "index 1000 is out of range"),
+    ("1,2,1", "index 1 is given twice"),
+    ("0-3,2", "index 2 is given twice"),
+])
+def test_bad_seed_lists_are_refused(text, expected):
+    with pytest.raises(UsageError, match=expected):
+        parse_seeds(text)
+
+
+def _exit2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lawam-eval: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--seeds", "0-3", "--episodes", "4"], "not allowed with argument"),
+    (["--seeds", "5-2"], "is empty"),
+    (["--seeds", "0-30"], "out of range"),
+    (["--seeds", "x"], "is not an index"),
+    (["--episodes", "0"], "--episodes 0"),
+    (["--task", "stack the cubes"], "not an instruction of franka_pick_place"),
+])
+def test_bad_command_lines_exit_2_with_one_line(argv, expected, capsys):
+    line = _exit2(["--system", "franka_pick_place", "--expert", *argv], capsys)
+    assert expected in line
+
+
+def test_seeds_and_instructions_are_paired():
+    args, indices, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--seeds", "3,5"])
+    assert indices == [3, 5] and instructions == [RED, GREEN]
+    _, indices, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--task", GREEN.upper()])
+    assert indices == list(range(len(EVAL_SEEDS))) and instructions == [GREEN]
+    _, indices, instructions = parse_args(["--system", "franka_drawer", "--expert", "--episodes", "32"])
+    assert indices == list(range(30)) + [0, 1] and instructions == ["open the drawer"]
+
+
+def _checkpoint(tmp_path, embodiment, roles):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    (d / "lawam_config.json").write_text(json.dumps({"default_embodiment": embodiment,
+                                                     "camera_roles": {embodiment: roles}}))
+    return str(d)
+
+
+def test_a_matching_checkpoint_is_accepted(tmp_path):
+    ckpt = _checkpoint(tmp_path, "franka_panda", ["primary"])
+    args, _, _ = parse_args(["--system", "franka_pick_place", "--checkpoint", ckpt, "--seeds", "0"])
+    assert args.checkpoint == ckpt
+
+
+@pytest.mark.parametrize("system,embodiment,roles,named", [
+    ("franka_pick_place", "quanta_x1", ["primary", "left_wrist", "right_wrist"], "'quanta_x1'"),
+    ("franka_pick_place", "franka_panda", ["primary", "wrist"], "['primary', 'wrist']"),
+    ("quanta_towel_fold", "quanta_x1", ["primary", "right_wrist", "left_wrist"], "['primary', 'right_wrist', 'left_wrist']"),
+])
+def test_a_checkpoint_for_another_embodiment_or_cameras_is_refused_naming_both(system, embodiment, roles, named,
+                                                                              tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path, embodiment, roles)
+    line = _exit2(["--system", system, "--checkpoint", ckpt], capsys)
+    from lawam_bringup.systems import SCENE_SYSTEMS, SYSTEMS
+    ours = SYSTEMS[SCENE_SYSTEMS[system]]
+    assert named in line and repr(ours.embodiment) in line and str(ours.camera_roles()) in line
+
+
+def test_not_a_checkpoint_is_refused(tmp_path, capsys):
+    assert "lawam_config.json" in _exit2(["--system", "franka_pick_place", "--checkpoint", str(tmp_path)], capsys)
+
+
+def test_no_checkpoint_uses_the_shipped_one_or_says_how_to_pass_one(tmp_path, monkeypatch, capsys):
+    from lawam_bringup import systems
+    monkeypatch.setattr(systems, "checkpoints_root", lambda: str(tmp_path))
+    (tmp_path / "franka_pick_place").mkdir()
+    line = _exit2(["--system", "franka_pick_place"], capsys)          # the shipped directory is still empty
+    assert "franka_pick_place" in line and "--checkpoint DIR" in line
+    shipped = tmp_path / "franka_pick_place"
+    (shipped / "lawam_config.json").write_text(json.dumps({"default_embodiment": "franka_panda",
+                                                           "camera_roles": {"franka_panda": ["primary"]}}))
+    args, _, _ = parse_args(["--system", "franka_pick_place"])
+    assert args.checkpoint == str(shipped)
+
+
+def test_summary_per_instruction_with_time_to_success_and_real_time_factor():
+    eps = [
+        {"instruction": RED, "success": True, "sim_time_s": 6.0, "wall_time_s": 10.0},
+        {"instruction": GREEN, "success": False, "sim_time_s": 30.0, "wall_time_s": 40.0},
+        {"instruction": RED, "success": True, "sim_time_s": 8.0, "wall_time_s": 10.0},
+        {"instruction": GREEN, "success": True, "sim_time_s": 7.0, "wall_time_s": 10.0},
+    ]
+    s = summarise(eps, [RED, GREEN])
+    assert s["success_rate"] == 0.75
+    assert s["per_instruction"][RED] == {"episodes": 2, "successes": 2, "success_rate": 1.0,
+                                         "mean_time_to_success_s": 7.0}
+    assert s["per_instruction"][GREEN] == {"episodes": 2, "successes": 1, "success_rate": 0.5,
+                                           "mean_time_to_success_s": 7.0}
+    assert s["real_time_factor"] == round(51 / 70, 3) and s["real_time_factor_low"] is True
+    fast = summarise([dict(e, wall_time_s=e["sim_time_s"]) for e in eps], [RED, GREEN])
+    assert fast["real_time_factor"] == 1.0 and fast["real_time_factor_low"] is False
+    none = summarise([eps[1]], [GREEN])
+    assert none["per_instruction"][GREEN]["mean_time_to_success_s"] is None
+
+
+def test_module_reads_the_system_registry():
+    """Embodiment, camera roles and topics come from lawam_bringup.systems, instructions from the scenes."""
+    from lawam_bringup.systems import SCENE_SYSTEMS
+    assert set(evaluate.SCENES) == set(SCENE_SYSTEMS) == set(INSTRUCTIONS)
