@@ -83,6 +83,8 @@ def launch_main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix=f"lawam-{system.name}-") as scratch:
         try:
             plans = plan(system.name, overrides, scratch)
+        except ArgumentError as e:
+            return _usage_error(str(e))
         except FileNotFoundError as e:
             print(f"lawam: error: {e}", file=sys.stderr)
             return 1
@@ -95,6 +97,8 @@ def launch_main(argv: list[str]) -> int:
         runner.start()
         code = runner.wait(args.duration)
     runner.log("lawam", f"all nodes stopped (exit {code})")
+    if runner.failure:
+        print(f"lawam: error: {runner.failure}", file=sys.stderr, flush=True)
     return code
 
 

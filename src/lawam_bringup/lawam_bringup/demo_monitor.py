@@ -83,8 +83,7 @@ class DemoRecord:
         }
 
 
-def main(args=None) -> None:
-    import rclpy
+def main(args=None) -> int:
     from geometry_msgs.msg import PoseStamped
     from lawam_msgs.msg import ActionChunk, BridgeStatus, PolicyStatus
     from rclpy.node import Node
@@ -163,16 +162,9 @@ def main(args=None) -> None:
                 save_heatmap_overlay(os.path.join(self.output_dir, "subgoal_heatmap.png"), self.heatmap,
                                      self.record.frames[-1] if self.record.frames else None)
 
-    rclpy.init(args=args)
-    node = DemoMonitor()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
+    def write(node) -> None:
         node.write()
-        # plain print: after Ctrl-C the context (and with it /rosout) may already be shut down
         print(f"demo outputs written to {os.path.abspath(node.output_dir)}", flush=True)
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+
+    from lawam_policy.nodes.main import run
+    return run(DemoMonitor, args, before_destroy=write)
