@@ -82,3 +82,15 @@ def test_repeated_signals_during_and_after_shutdown_end_cleanly(kind, ros_env, w
     for bad in ("Traceback", "Fatal Python error", "Segmentation fault", "KeyboardInterrupt"):
         assert bad not in out, out[-3000:]
     assert code == 0, out[-3000:]
+
+
+def test_bad_parameter_is_one_line_and_exit_2(ros_env):
+    """A node that cannot be built from its parameters says why in one line (no traceback) and exits 2,
+    which `lawam launch` and the launch files turn into a system shutdown."""
+    out = subprocess.run([sys.executable, "-m", "lawam_policy.nodes.franka_bridge", "--ros-args", "-p",
+                          "gripper_mode:=magnetic"], env=ros_env, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == ("franka_bridge: error: gripper_mode must be one of ('auto', "
+                                                   "'action', 'topic', 'none'), got 'magnetic'")
+    assert "Traceback" not in out.stderr

@@ -482,7 +482,9 @@ def test_ros_time_jump_is_detected_counted_and_handled_by_bridge_and_policy(ctx)
     tester = ctx.add(rclpy.create_node("tester", context=ctx.context))
     clock = tester.create_publisher(ClockMsg, "/clock", 10)
     cam = tester.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
-    bstatus, pstatus = [], []
+    bstatus, pstatus, diags = [], [], {}
+    tester.create_subscription(DiagnosticArray, "/diagnostics",
+                               lambda m: diags.update({st.name: st for st in m.status}), 10)
     tester.create_subscription(BridgeStatus, "/lawam/bridge_status", bstatus.append, 10)
     tester.create_subscription(PolicyStatus, "/lawam/policy_status", pstatus.append, 10)
     assert ctx.spin_until(lambda: clock.get_subscription_count() >= 2 and cam.get_subscription_count())
@@ -512,3 +514,7 @@ def test_ros_time_jump_is_detected_counted_and_handled_by_bridge_and_policy(ctx)
     assert ctx.spin_until(lambda: pstatus and any(r.reason == "stamp_ahead_of_clock" for r in pstatus[-1].rejections))
     assert any(e.reason == "time_jump" and e.count == 1 for e in pstatus[-1].events)
     assert ctx.spin_until(lambda: bstatus and any(e.reason == "time_jump" and e.count == 1 for e in bstatus[-1].events))
+    # both report on /diagnostics too (1 Hz), with the jump among their counters
+    assert ctx.spin_until(lambda: {"policy_node: policy", "franka_bridge: bridge"} <= set(diags), timeout=5.0)
+    assert {kv.key: kv.value for kv in diags["policy_node: policy"].values}["events.time_jump"] == "1"
+    assert {kv.key: kv.value for kv in diags["franka_bridge: bridge"].values}["events.time_jump"] == "1"

@@ -89,6 +89,17 @@ def _say(name: str, reason: str) -> None:
     print(f"{name}: error: {' '.join(str(reason).split())}", file=sys.stderr, flush=True)
 
 
+def _label_before_the_node_exists(args) -> str:
+    """The node name a one-line error starts with when the node could not be built: a remapped `__node:=`
+    name, else the executable's name."""
+    argv = list(args if args is not None else sys.argv)
+    for item in argv:
+        if isinstance(item, str) and item.startswith("__node:="):
+            return item.split(":=", 1)[1]
+    exe = os.path.basename(str(argv[0])) if argv else ""
+    return exe[:-3] if exe.endswith(".py") else (exe or "lawam node")
+
+
 def _stray_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and t.daemon]
 
@@ -131,7 +142,7 @@ def run(factory: Callable[[], object], args=None, *, name: str | None = None,
     context = rclpy.get_default_context()
     node = executor = None
     code = 0
-    label = name or "lawam node"
+    label = name or _label_before_the_node_exists(args)
     pending: BaseException | None = None
     try:
         node = factory()
