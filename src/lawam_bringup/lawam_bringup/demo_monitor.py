@@ -91,6 +91,7 @@ def main(args=None) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Bool, String
 
+    from lawam_policy.runtime import stamps
     from lawam_policy.runtime.images import decode_raw
 
     def image_msg_to_rgb(m):
@@ -121,7 +122,7 @@ def main(args=None) -> int:
                                          lambda m: self.record.on_twin_stats(json.loads(m.data)), 10)
 
         def _now(self) -> float:
-            return self.get_clock().now().nanoseconds * 1e-9
+            return stamps.ns_to_seconds(self.get_clock().now().nanoseconds)
 
         def _on_bridge(self, m):
             counts = lambda items: {i.reason: i.count for i in items}  # noqa: E731

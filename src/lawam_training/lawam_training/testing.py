@@ -175,7 +175,7 @@ class DemoPublisher:
         ns = self._cam_t0 + int(round(k * 1e9 / self.rates["cam"]))
         for c, pub in enumerate(self.cam_pubs):
             msg = self._cam_msgs[c][k % len(self._frames)]  # pre-built: only the stamp changes
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            stamps.fill_stamp(msg.header.stamp, ns)
             pub.publish(msg)
 
     def _pose(self, x):
