@@ -185,8 +185,6 @@ def bench_live(args, use_model: bool):
     domain = 30 + (os.getpid() + (7 if use_model else 0)) % 70
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONPATH=os.pathsep.join([str(PKG), os.environ.get("PYTHONPATH", "")]))
-    if not use_model:
-        env["LAWAM_POLICY_PREDICTOR"] = "lawam_policy.nodes.policy_node:fake_predictor_factory"
     py = sys.executable
     cfg = ROOT / "config"
     # The real model's random-weight actions lie far outside the workspace: widen the start check so the
@@ -195,7 +193,10 @@ def bench_live(args, use_model: bool):
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True) for c in (
         [py, "-c", CAMERA],
-        [py, "-m", "lawam_policy.nodes.policy_node", "--ros-args", "--params-file", str(cfg / "policy.yaml"),
+        # the fake model: the test-support executable (the product node has no switch for it)
+        [py, *(["-m", "lawam_policy.nodes.policy_node"] if use_model else [str(ROOT / "test" / "support" /
+                                                                                "fake_policy_node.py")]),
+         "--ros-args", "--params-file", str(cfg / "policy.yaml"),
          "-p", "task:=pick up the cube", "-p", f"preset:={args.model}"],
         [py, "-m", "lawam_policy.nodes.franka_bridge", "--ros-args", "--params-file", str(cfg / "franka_bridge.yaml"),
          "-p", f"control_rate_hz:={args.rate:.1f}", "-p", f"max_start_distance_m:={start_dist}",

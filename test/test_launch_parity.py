@@ -26,14 +26,18 @@ def _standins():
     launch = types.ModuleType("launch")
     launch.LaunchDescription = type("LaunchDescription", (Recorded,), {})
     actions = types.ModuleType("launch.actions")
-    for name in ("DeclareLaunchArgument", "OpaqueFunction", "Shutdown"):
+    for name in ("DeclareLaunchArgument", "OpaqueFunction", "Shutdown", "RegisterEventHandler"):
         setattr(actions, name, type(name, (Recorded,), {}))
     launch.actions = actions
+    handlers = types.ModuleType("launch.event_handlers")
+    handlers.OnProcessIO = type("OnProcessIO", (Recorded,), {})
+    launch.event_handlers = handlers
     launch_ros = types.ModuleType("launch_ros")
     ros_actions = types.ModuleType("launch_ros.actions")
     ros_actions.Node = type("Node", (Recorded,), {})
     launch_ros.actions = ros_actions
-    return {"launch": launch, "launch.actions": actions, "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+    return {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers, "launch_ros": launch_ros,
+            "launch_ros.actions": ros_actions}
 
 
 def _load_launch_file(system):
@@ -44,7 +48,7 @@ def _load_launch_file(system):
     return module
 
 
-def _launch_file_nodes(system, overrides, monkeypatch):
+def _launch_file_entities(system, overrides, monkeypatch):
     for name, module in _standins().items():
         monkeypatch.setitem(sys.modules, name, module)
     ld = _load_launch_file(system).generate_launch_description()
@@ -56,6 +60,11 @@ def _launch_file_nodes(system, overrides, monkeypatch):
     config = {name: kw["default_value"] for name, kw in declared.items()} | overrides
     context = types.SimpleNamespace(launch_configurations=config)
     return declared, opaque[0].kwargs["function"](context)
+
+
+def _launch_file_nodes(system, overrides, monkeypatch):
+    declared, entities = _launch_file_entities(system, overrides, monkeypatch)
+    return declared, [e for e in entities if type(e).__name__ == "Node"]
 
 
 def _as_started(node_kwargs):
@@ -102,6 +111,7 @@ CASES = [
     ("franka_pick_place", {"use_sim": "false", "checkpoint": "/ckpt", "task": "open the drawer",
                            "wrist_camera": "/wrist/image", "demo_output": "/tmp/demo"}),
     ("franka_pick_place", {"scene": "franka_drawer", "checkpoint": "preset:tiny"}),
+    ("franka_pick_place", {"use_sim": "false", "checkpoint": "/ckpt", "robot_profile": "fr3"}),
     ("quanta_towel_fold", {}),
     ("quanta_towel_fold", {"device": "cuda", "high_camera": "/top/image"}),
 ]
@@ -180,8 +190,9 @@ def _real_node_as_started(node, context):
 @pytest.mark.parametrize("system,overrides", CASES)
 def test_against_real_launch_packages_when_installed(system, overrides):
     pytest.importorskip("launch_ros")
-    context, nodes = _real_launch_nodes(system, overrides)
-    from_launch = [_real_node_as_started(n, context) for n in nodes]
+    from launch_ros.actions import Node
+    context, entities = _real_launch_nodes(system, overrides)
+    from_launch = [_real_node_as_started(n, context) for n in entities if isinstance(n, Node)]
     cfg = config_dir()
     expected = [{"package": s.package, "executable": s.executable, "name": s.name,
                  "param_files": [os.path.join(cfg, f) for f in s.param_files],
@@ -196,3 +207,32 @@ def test_real_launch_rejects_a_bad_choice():
     pytest.importorskip("launch_ros")
     with pytest.raises(Exception, match="use_sim"):
         _real_launch_nodes("franka_pick_place", {"use_sim": "maybe"})
+
+
+def test_required_node_exit_shuts_the_launch_down_with_its_reason(monkeypatch):
+    """A required node that exits stops the whole launch (on_exit -> Shutdown) with the same reason
+    `lawam launch` prints: which node, its exit code and its last stderr line."""
+    _, entities = _launch_file_entities("franka_pick_place", {"checkpoint": "/nonexistent/ckpt"}, monkeypatch)
+    nodes = {e.kwargs["name"]: e for e in entities if type(e).__name__ == "Node"}
+    watchers = [e for e in entities if type(e).__name__ == "RegisterEventHandler"]
+    policy = nodes["policy_node"]
+    (io,) = [w.args[0] for w in watchers if w.args[0].kwargs["target_action"] is policy]
+    line = "policy_node: error: cannot load the model (/nonexistent/ckpt): FileNotFoundError: no lawam_config.json"
+    io.kwargs["on_stderr"](types.SimpleNamespace(text=f"[INFO] loading\n{line}\n".encode()))
+    shutdown = policy.kwargs["on_exit"](types.SimpleNamespace(returncode=1), None)
+    assert type(shutdown).__name__ == "Shutdown"
+    assert shutdown.kwargs["reason"] == f"required node policy_node exited with code 1: {line}"
+    assert all(nodes[n].kwargs["on_exit"] is not None for n in ("franka_twin", "policy_node", "franka_bridge"))
+
+
+def test_fr3_profile_needs_hardware_and_sets_frames_and_gripper_names():
+    from lawam_bringup.systems import ArgumentError
+    with pytest.raises(ArgumentError, match="use_sim:=false"):
+        SYSTEMS["franka_pick_place"].resolve({"robot_profile": "fr3"})
+    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "robot_profile": "fr3"})}
+    assert nodes["franka_bridge"].param_files == ("franka_bridge.yaml", "franka_bridge_fr3.yaml")
+    assert nodes["policy_node"].parameters["frame_id"] == "fr3_link0"
+    fr3 = yaml.safe_load(open(os.path.join(config_dir(), "franka_bridge_fr3.yaml")))["franka_bridge"]["ros__parameters"]
+    assert fr3["frame_id"] == "fr3_link0" and fr3["grasp_action"] == "/fr3_gripper/grasp"
+    sim = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({})}
+    assert sim["franka_bridge"].parameters["gripper_mode"] == "topic"  # the twin has no franka_msgs actions

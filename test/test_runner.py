@@ -56,6 +56,18 @@ def test_required_node_death_stops_everything_with_nonzero_exit():
     assert all(p.poll() is not None for p in runner.procs.values())
 
 
+def test_required_node_failure_reason_is_its_last_line():
+    out = io.StringIO()
+    runner = Runner([_child("steady", STAYS_UP_UNTIL_SIGINT),
+                     _child("picky", "print('picky: error: cannot load the model (/x): no config.json', "
+                                     "file=sys.stderr, flush=True); sys.exit(1)")], dict(os.environ), out=out)
+    runner.start()
+    assert runner.wait(duration=60) == 1
+    assert runner.failure == ("required node picky exited with code 1: picky: error: cannot load the model (/x): "
+                              "no config.json")
+    assert runner.failure in out.getvalue()
+
+
 def test_optional_node_death_does_not_stop_the_system():
     out = io.StringIO()
     runner = Runner([_child("steady", STAYS_UP_UNTIL_SIGINT),
@@ -100,3 +112,20 @@ def test_list_shows_systems_with_arguments():
     assert out.returncode == 0
     assert "use_sim:='true' {true|false}" in out.stdout
     assert "left_wrist_camera:='/cam_left_wrist/image_raw'" in out.stdout
+
+
+@pytest.mark.slow
+def test_lawam_launch_stops_the_system_when_the_policy_cannot_load_its_checkpoint(ros_env, worker_domain_id):
+    """The real system (twin, policy node, bridge): a checkpoint that does not exist used to leave everything
+    running without a policy; now the policy node exits 1 with one line and `lawam launch` stops it all."""
+    out = subprocess.run([LAWAM, "launch", "franka_pick_place", "checkpoint:=/nonexistent/ckpt", "--duration",
+                          "300", "--domain-id", str(worker_domain_id)], env=ros_env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 1, out.stdout[-3000:]
+    (line,) = out.stderr.strip().splitlines()[-1:]
+    assert line.startswith("lawam: error: required node policy_node exited with code 1: policy_node: error: "
+                           "cannot load the model (/nonexistent/ckpt)"), out.stderr[-2000:]
+    assert "duration of" not in out.stdout  # stopped by the failure, not by the timer
+    for node in ("franka_twin", "franka_bridge"):
+        assert f"[{node}]" in out.stdout
+    assert "Traceback" not in out.stdout

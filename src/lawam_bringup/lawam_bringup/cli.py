@@ -97,6 +97,8 @@ def launch_main(argv: list[str]) -> int:
         runner.start()
         code = runner.wait(args.duration)
     runner.log("lawam", f"all nodes stopped (exit {code})")
+    if runner.failure:
+        print(f"lawam: error: {runner.failure}", file=sys.stderr, flush=True)
     return code
 
 

@@ -83,8 +83,7 @@ class DemoRecord:
         }
 
 
-def main(args=None) -> None:
-    import rclpy
+def main(args=None) -> int:
     from geometry_msgs.msg import PoseStamped
     from lawam_msgs.msg import ActionChunk, BridgeStatus, PolicyStatus
     from rclpy.node import Node
@@ -92,6 +91,7 @@ def main(args=None) -> None:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Bool, String
 
+    from lawam_policy.runtime import stamps
     from lawam_policy.runtime.images import decode_raw
 
     def image_msg_to_rgb(m):
@@ -122,7 +122,7 @@ def main(args=None) -> None:
                                          lambda m: self.record.on_twin_stats(json.loads(m.data)), 10)
 
         def _now(self) -> float:
-            return self.get_clock().now().nanoseconds * 1e-9
+            return stamps.ns_to_seconds(self.get_clock().now().nanoseconds)
 
         def _on_bridge(self, m):
             counts = lambda items: {i.reason: i.count for i in items}  # noqa: E731
@@ -163,16 +163,9 @@ def main(args=None) -> None:
                 save_heatmap_overlay(os.path.join(self.output_dir, "subgoal_heatmap.png"), self.heatmap,
                                      self.record.frames[-1] if self.record.frames else None)
 
-    rclpy.init(args=args)
-    node = DemoMonitor()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
+    def write(node) -> None:
         node.write()
-        # plain print: after Ctrl-C the context (and with it /rosout) may already be shut down
         print(f"demo outputs written to {os.path.abspath(node.output_dir)}", flush=True)
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+
+    from lawam_policy.nodes.main import run
+    return run(DemoMonitor, args, before_destroy=write)

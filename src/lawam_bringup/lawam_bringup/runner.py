@@ -2,8 +2,9 @@
 
 Same nodes, parameters and remappings as the launch files (both come from systems.py); each
 child's output is prefixed with its node name; Ctrl-C sends SIGINT to the children, then SIGTERM
-(and finally SIGKILL) after timeouts; a required node that dies takes the system down with a
-non-zero exit.
+(and finally SIGKILL) after timeouts; a required node that exits takes the system down with a
+non-zero exit and the node's last output line as the reason (the nodes' shared main ends a node that
+cannot work with one line `<node>: error: <reason>`).
 """
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ class Runner:
         self.sigint_timeout, self.sigterm_timeout = sigint_timeout, sigterm_timeout
         self.out = out
         self.procs: dict[str, subprocess.Popen] = {}
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}
+        self.last_line: dict[str, str] = {}  # each node's last non-empty output line
+        self.failure: str | None = None  # why the system was stopped, when a required node exited
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -86,6 +89,8 @@ class Runner:
         try:
             for raw in iter(proc.stdout.readline, b""):
                 line = raw.decode(errors="replace")
+                if line.strip():
+                    self.last_line[name] = line.strip()
                 self.log(name, line)
                 if logfile:
                     logfile.write(line)
@@ -106,7 +111,7 @@ class Runner:
             self.log("lawam", f"started {p.spec.name} (pid {proc.pid}): {' '.join(p.cmd)}")
             t = threading.Thread(target=self._pump, args=(p.spec.name, proc), daemon=True)
             t.start()
-            self._threads.append(t)
+            self._threads[p.spec.name] = t
 
     def request_stop(self, *_):
         self._stop.set()
@@ -123,7 +128,12 @@ class Runner:
             dead = {n: pr.returncode for n, pr in self.procs.items() if pr.poll() is not None}
             failed = [n for n in dead if n in required]
             if failed:
-                self.log("lawam", f"required node {failed[0]} exited with code {dead[failed[0]]}, shutting down")
+                name = failed[0]
+                self._threads[name].join(timeout=2.0)  # its last words are still in the pipe
+                reason = self.last_line.get(name, "")
+                self.failure = f"required node {name} exited with code {dead[name]}" + (f": {reason}" if reason
+                                                                                       else "")
+                self.log("lawam", f"{self.failure}; shutting down")
                 code = 1
                 break
             if len(dead) == len(self.procs):
@@ -149,5 +159,5 @@ class Runner:
             end = time.monotonic() + timeout
             while alive() and time.monotonic() < end:
                 time.sleep(0.05)
-        for t in self._threads:
+        for t in self._threads.values():
             t.join(timeout=2.0)

@@ -156,7 +156,7 @@ def _task(args: dict) -> str:
     return args["task"] or default_task(args["scene"])
 
 
-def _policy(args: dict, embodiment: str, cameras: list[str]) -> NodeSpec:
+def _policy(args: dict, embodiment: str, cameras: list[str], roles: list[str], **extra) -> NodeSpec:
     checkpoint = resolve_checkpoint(args["checkpoint"], args["use_sim"] == "true", args["scene"])
     preset = {}
     if checkpoint.startswith(PRESET_PREFIX):  # the policy node runs `preset` when `checkpoint` is empty
@@ -172,6 +172,8 @@ def _policy(args: dict, embodiment: str, cameras: list[str]) -> NodeSpec:
             "device": args["device"],
             "embodiment": embodiment,
             "camera_topics": cameras,
+            "camera_roles": roles,  # the checkpoint must take these cameras in this order
+            **extra,
         })
 
 
@@ -188,17 +190,29 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, t
                      required=False)]
 
 
+# Franka bridge profiles: parameter files applied after franka_bridge.yaml (the Panda profile, which the twin
+# follows), and the base frame the policy writes into its chunks. See config/franka_bridge*.yaml.
+FRANKA_PROFILES = {"panda": ((), ""), "fr3": (("franka_bridge_fr3.yaml",), "fr3_link0")}
+
+
 def _franka_pick_place(args: dict) -> list[NodeSpec]:
     sim = args["use_sim"] == "true"
+    profile_files, frame = FRANKA_PROFILES[args["robot_profile"]]
+    if sim and args["robot_profile"] != "panda":
+        raise ArgumentError(f"robot_profile:={args['robot_profile']} needs use_sim:=false: the twin is a Panda "
+                            f"(panda_link0)")
     cameras = [args["primary_camera"]] + ([args["wrist_camera"]] if args["wrist_camera"] else [])
+    roles = ["primary"] + (["wrist"] if args["wrist_camera"] else [])
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
                               parameters={"scene": args["scene"], "task": _task(args)},
                               remappings=(("/camera/color/image_raw", args["primary_camera"]),)))
-    nodes.append(_policy(args, "franka_panda", cameras))
-    nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge", param_files=("franka_bridge.yaml",),
-                          parameters={"use_sim_time": sim}))
+    nodes.append(_policy(args, "franka_panda", cameras, roles, **({"frame_id": frame} if frame else {})))
+    # The twin takes the gripper as a width topic, never franka_msgs actions (even where those import).
+    nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
+                          param_files=("franka_bridge.yaml",) + profile_files,
+                          parameters={"use_sim_time": sim, **({"gripper_mode": "topic"} if sim else {})}))
     return nodes + _monitor(args, "franka_pick_place", cameras, "/franka_robot_state_broadcaster/current_pose",
                              "franka_twin")
 
@@ -213,7 +227,7 @@ def _quanta_towel_fold(args: dict) -> list[NodeSpec]:
                               remappings=(("/cam_high/image_raw", args["high_camera"]),
                                           ("/cam_left_wrist/image_raw", args["left_wrist_camera"]),
                                           ("/cam_right_wrist/image_raw", args["right_wrist_camera"]))))
-    nodes.append(_policy(args, "quanta_x1", cameras))
+    nodes.append(_policy(args, "quanta_x1", cameras, ["primary", "left_wrist", "right_wrist"]))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
     return nodes + _monitor(args, "quanta_towel_fold", cameras, "/left_arm/current_pose", "quanta_twin")
@@ -224,7 +238,10 @@ QUANTA_SCENES = ("quanta_towel_fold",)
 SYSTEMS: dict[str, System] = {s.name: s for s in (
     System("franka_pick_place",
            "Franka Panda pick-and-place (and drawer) with the LaWAM policy; MuJoCo twin by default",
-           _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}, FRANKA_SCENES),
+           _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}, FRANKA_SCENES) + (
+               Argument("robot_profile", "panda", "Franka bridge profile: panda (the twin; franka_ros2 humble "
+                        "v0.1.x naming) or fr3 (franka_ros2 jazzy); see config/franka_bridge*.yaml",
+                        ("panda", "fr3")),),
            _franka_pick_place, embodiment="franka_panda", scenes=FRANKA_SCENES,
            cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist"))),
     System("quanta_towel_fold",

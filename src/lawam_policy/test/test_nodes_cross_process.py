@@ -1,5 +1,6 @@
-"""End to end over DDS, every node its own process: test camera -> policy node (fake model) -> Franka
-bridge -> command stream received here. Then the camera stops and the bridge must hold (watchdog)."""
+"""End to end over DDS, every node its own process: test camera -> policy node (fake model: the test-support
+executable test/support/fake_policy_node.py) -> Franka bridge -> command stream received here. Then the
+camera stops and the bridge must hold (watchdog)."""
 import itertools
 import os
 import pathlib
@@ -24,6 +25,7 @@ from std_msgs.msg import Float64  # noqa: E402
 from lawam_policy.nodes.common import fill_pose  # noqa: E402
 
 CONFIG = PKG.parents[1] / "config"
+FAKE_POLICY = PKG.parents[1] / "test" / "support" / "fake_policy_node.py"
 _ids = itertools.count()
 
 CAMERA = r"""
@@ -66,12 +68,11 @@ def stop(proc):
 def test_camera_to_policy_to_bridge_command_stream(tmp_path):
     domain = 30 + (os.getpid() * 11 + next(_ids)) % 70
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1", LAWAM_POLICY_PREDICTOR="lawam_policy.nodes.policy_node:fake_predictor_factory",
-               PYTHONPATH=os.pathsep.join([str(PKG), os.environ.get("PYTHONPATH", "")]))
+               PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(PKG), os.environ.get("PYTHONPATH", "")]))
     py = sys.executable
     procs = {
         "camera": start([py, "-c", CAMERA], env, tmp_path / "camera.log"),
-        "policy": start([py, "-m", "lawam_policy.nodes.policy_node", "--ros-args",
+        "policy": start([py, str(FAKE_POLICY), "--ros-args",
                          "--params-file", str(CONFIG / "policy.yaml"),
                          "-p", "task:=put the red cube in the bowl", "-p", "status_rate_hz:=5.0"],
                         env, tmp_path / "policy.log"),

@@ -148,9 +148,14 @@ def test_franka_twin_tracks_pose_target_and_publishes_clock(franka_twin):
     # Reset over the service: seed < 0 = next evaluation seed
     cli = t.node.create_client(Reset, "/franka_twin/reset")
     t.spin_until(cli.service_is_ready, "the reset service")
+    before = len(clocks)
     fut = cli.call_async(Reset.Request(seed=-1))
     t.spin_until(fut.done, "the reset response")
     assert fut.result().success, fut.result().message
+    # /clock stays monotonic across the twin's own Reset (MuJoCo restarts at 0; a reset is not a time jump)
+    t.spin_until(lambda: len(clocks) > before + 50, "/clock after the reset")
+    ns = [c.clock.sec * 1_000_000_000 + c.clock.nanosec for c in list(clocks)]
+    assert all(b > a for a, b in zip(ns, ns[1:])), "the twin's /clock went back"
 
 
 def test_quanta_twin_expert_publishes_single_step_teleop_chunks():
@@ -231,3 +236,11 @@ def test_twin_follows_the_task_topic_and_reset_task_and_reports_unknown_tasks():
     t_log = t.output
     assert t_log.count("'stack the cubes' is not an instruction") == 1, t_log
     assert t_log.count("'wipe the table' is not an instruction") == 1, t_log
+
+
+def test_sim_stamp_carries_nanoseconds_into_seconds():
+    from lawam_sim.nodes.twin_node import sim_stamp
+    s = sim_stamp(1.9999999999)  # used to become 1 s + 0 ns (the carry was lost)
+    assert (s.sec, s.nanosec) == (2, 0)
+    s = sim_stamp(12.3456789)
+    assert (s.sec, s.nanosec) == (12, 345678900)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -116,26 +114,23 @@ def main(argv=None) -> int:
         print(f"lawam-record-bag: error: {e}", file=sys.stderr)
         return 2
 
+    from lawam_policy.nodes.main import run
+
     writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
-    rclpy.init(args=ros_args)
-    node = BagRecorder(writer, typestore, topics)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"recording {topics} to {out} (Ctrl-C to stop)", flush=True)
+    counts: dict = {}
     deadline = time.monotonic() + args.duration if args.duration else None
-    try:
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            rclpy.spin_once(node, timeout_sec=0.05)
-    finally:
+
+    def close(node) -> None:  # runs before destroy_node, also after Ctrl-C / SIGTERM: the bag is complete
         node.close()
-        counts = dict(node.counts)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        counts.update(node.counts)
+
+    print(f"recording {topics} to {out} (Ctrl-C to stop)", flush=True)
+    code = run(lambda: BagRecorder(writer, typestore, topics), ros_args, name="lawam-record-bag",
+               until=lambda node: deadline is not None and time.monotonic() >= deadline, before_destroy=close)
     missing = [t for t in topics if t not in counts]
     print(f"bag {out} closed: {counts}" + (f"; never published: {missing}" if missing else ""), flush=True)
-    return 0
+    return code
 
 
 def cli():

@@ -18,9 +18,8 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
@@ -326,26 +325,14 @@ class RecorderNode(Node):
             self._finish_recording().discard()
 
 
-def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        executor = MultiThreadedExecutor(num_threads=6)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, DatasetError) as e:
-        print(f"lawam recorder: error: {e}")
-        raise SystemExit(2)
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+def main(args=None) -> int:
+    """The shared node main (lawam_policy.nodes.main): a bad parameter or dataset is one line and exit 2; on
+    Ctrl-C / SIGTERM an episode in progress is discarded before the node is destroyed."""
+    from lawam_policy.nodes.main import run
+    return run(RecorderNode, args, name="lawam recorder",
+               executor_factory=lambda: MultiThreadedExecutor(num_threads=6),
+               before_destroy=lambda node: node.shutdown())
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,7 +21,6 @@ import threading
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -232,27 +231,18 @@ def _open_spacemouse():
         return None
 
 
-def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TeleopNode()
-        if node._keyboard:
-            print(__doc__.split("Keyboard", 1)[1].split("SpaceMouse (")[0].strip(), flush=True)
-            threading.Thread(target=node.keyboard_loop, daemon=True).start()
-        while rclpy.ok() and not node._quit.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as e:
-        print(f"lawam teleop: error: {e}")
-        raise SystemExit(2)
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+def _start_keyboard(node) -> None:
+    if node._keyboard:
+        print(__doc__.split("Keyboard", 1)[1].split("SpaceMouse (")[0].strip(), flush=True)
+        threading.Thread(target=node.keyboard_loop, daemon=True).start()
+
+
+def main(args=None) -> int:
+    """The shared node main (lawam_policy.nodes.main); the 'quit' key ends it normally."""
+    from lawam_policy.nodes.main import run
+    return run(TeleopNode, args, name="lawam teleop", started=_start_keyboard,
+               until=lambda node: node._quit.is_set())
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ import os
 import time
 
 import numpy as np
+from lawam_policy.runtime import stamps
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from .msgdefs import build_typestore
@@ -25,7 +26,8 @@ def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=1
     Pose, Point, Quat = M["geometry_msgs/msg/Pose"], M["geometry_msgs/msg/Point"], M["geometry_msgs/msg/Quaternion"]
 
     def header(t):
-        return Header(stamp=Time(sec=int(t), nanosec=int(round((t % 1) * 1e9)) % 1_000_000_000), frame_id="base")
+        sec, nanosec = stamps.split_ns(stamps.seconds_to_ns(t))  # carries: 1.9999999999 s -> 2 s + 0 ns
+        return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="base")
 
     def pose(x):
         return Pose(position=Point(x=float(x), y=0.1, z=0.2), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0))
@@ -173,7 +175,7 @@ class DemoPublisher:
         ns = self._cam_t0 + int(round(k * 1e9 / self.rates["cam"]))
         for c, pub in enumerate(self.cam_pubs):
             msg = self._cam_msgs[c][k % len(self._frames)]  # pre-built: only the stamp changes
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            stamps.fill_stamp(msg.header.stamp, ns)
             pub.publish(msg)
 
     def _pose(self, x):

@@ -6,6 +6,10 @@ thread on the steady clock at `control_rate_hz` (an rclpy timer at 1 kHz loses t
 (chunk due times, command stamps) is the ROS clock: under `use_sim_time` a tick whose sim time has not
 advanced sends nothing, so the stream follows the twin's /clock instead of repeating stale commands.
 Subscriptions and services run in the executor; a lock keeps them and the tick apart.
+
+A jump of the ROS clock (rclpy's jump callback, threshold `time_jump_threshold_s`) is handed to the core,
+which treats it like a Reset; the gripper goal logic is reset with it. Health goes to /diagnostics at
+`diagnostics_rate_hz` beside BridgeStatus.
 """
 from __future__ import annotations
 
@@ -13,18 +17,20 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from lawam_msgs.msg import ActionChunk, BridgeStatus
 from lawam_msgs.srv import Reset, SetEnabled
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+from ..runtime import stamps
 from ..runtime.bridge_core import BridgeConfig, BridgeCore, TickResult
+from ..runtime.health import BridgeHealth
 from ..runtime.safety import SafetyLimits
-from .common import declare, fill_pose, logger_fn, msg_to_chunk, pose_to_arrays, reason_counts
+from .common import (declare, fill_pose, logger_fn, msg_to_chunk, now_seconds, pose_to_arrays, reason_counts,
+                     watch_time_jumps)
+from .diagnostics import DiagnosticsPublisher
 
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -53,7 +59,10 @@ class BridgeNode(Node):
         "execution_delay_s": 0.0,
         "blend_window_s": 0.2,
         "interpolation": "cubic",
-        "initial_gripper": 1.0,
+        "initial_gripper": -1.0,
+        "time_jump_threshold_s": 1.0,
+        "stamp_tolerance_s": 2.0,
+        "diagnostics_rate_hz": 1.0,
     }
 
     def __init__(self, node_name: str, **kwargs):
@@ -89,11 +98,18 @@ class BridgeNode(Node):
             execution_delay_s=p("execution_delay_s", "added to every step's due time (s)"),
             blend_window_s=p("blend_window_s", "seam blend window (s); 0 switches chunks at once"),
             interpolation=p("interpolation", "position interpolation: linear or cubic"),
-            limits=limits, initial_gripper=p("initial_gripper", "opening before the first chunk"),
-            frame_id=self.frame_id)
+            limits=limits, frame_id=self.frame_id,
+            initial_gripper=_optional_opening(p("initial_gripper", "opening commanded once before the first "
+                                                                   "chunk; negative: no gripper command until "
+                                                                   "a chunk is accepted (hardware)")),
+            time_jump_threshold_s=p("time_jump_threshold_s", "a jump of the ROS clock larger than this (s) "
+                                                             "restarts like a Reset; 0: not watched"),
+            stamp_tolerance_s=p("stamp_tolerance_s", "chunks stamped further ahead of this node's clock (s) "
+                                                     "are refused; 0: no check"))
         if len(target_topics) != len(self.arm_names) or len(measured_topics) != len(self.arm_names):
             raise ValueError(f"need one target and one measured-pose topic per arm {list(self.arm_names)}")
         self.core = BridgeCore(self.config, log=logger_fn(self))
+        self.last_error = ""  # a failing control tick, for the diagnostics
 
         self._target_pubs = [self.create_publisher(PoseStamped, t, COMMAND_QOS) for t in target_topics]
         self._status_pub = self.create_publisher(BridgeStatus, status_topic, 10)
@@ -107,6 +123,10 @@ class BridgeNode(Node):
         self._cmd = PoseStamped()
         self._cmd.header.frame_id = self.frame_id
         self.create_timer(1.0 / status_rate, self._publish_status, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._jump_handle = watch_time_jumps(self, self.config.time_jump_threshold_s, self._on_time_jump)
+        self._health = BridgeHealth()
+        self.diagnostics = DiagnosticsPublisher(self, "bridge", self.embodiment, self._health_summary,
+                                                p("diagnostics_rate_hz", "/diagnostics rate (Hz); 0: off"))
         self._stop = threading.Event()
         self._control = threading.Thread(target=self._control_loop, name=f"{node_name}-control", daemon=True)
         self.get_logger().info(f"{node_name}: {self.embodiment} arms {list(self.arm_names)} -> {target_topics} at "
@@ -114,7 +134,12 @@ class BridgeNode(Node):
 
     # ---- callbacks -----------------------------------------------------------------------------
     def now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return now_seconds(self)
+
+    def _on_time_jump(self, delta_s: float) -> None:
+        with self._lock:
+            self.core.time_jump(delta_s)
+            self.reset_grippers()
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         chunk = msg_to_chunk(msg)
@@ -156,10 +181,10 @@ class BridgeNode(Node):
             try:
                 self._tick()
             except Exception as err:  # noqa: BLE001 - a failing tick must be visible, not kill the stream
-                if not rclpy.ok(context=self.context):
+                if not self.context.ok():
                     return
-                self.get_logger().error(f"control tick failed: {type(err).__name__}: {err}",
-                                        throttle_duration_sec=5.0)
+                self.last_error = f"control tick failed: {type(err).__name__}: {err}"
+                self.get_logger().error(self.last_error, throttle_duration_sec=5.0)
 
     def start_control(self) -> None:
         self._control.start()
@@ -171,17 +196,18 @@ class BridgeNode(Node):
         return super().destroy_node()
 
     def _tick(self) -> None:
-        now = self.get_clock().now()
-        with self._lock:
-            result = self.core.tick(now.nanoseconds * 1e-9)
+        with self._lock:  # the clock is read under the lock: a jump handled meanwhile is never undone
+            now = self.get_clock().now()
+            t = stamps.ns_to_seconds(now.nanoseconds)
+            result = self.core.tick(t)
         if result is None or result.commands is None:
             return
-        stamp = now.to_msg()
-        self._cmd.header.stamp = stamp
+        stamps.fill_stamp(self._cmd.header.stamp, now.nanoseconds)
         for pub, cmd in zip(self._target_pubs, result.commands):
             fill_pose(self._cmd.pose, cmd.position, cmd.quat)
             pub.publish(self._cmd)
-        self.send_grippers(result, now.nanoseconds * 1e-9)
+        if result.gripper_active:  # nothing before the first accepted chunk: the hand keeps what it holds
+            self.send_grippers(result, t)
 
     def send_grippers(self, result: TickResult, now: float) -> None:
         raise NotImplementedError
@@ -189,9 +215,22 @@ class BridgeNode(Node):
     def reset_grippers(self) -> None:
         pass
 
-    def _publish_status(self) -> None:
+    def status(self) -> dict:
         with self._lock:
             s = self.core.status()
+        s["events"] = {**s["events"], **self.gripper_events()}
+        s["last_error"] = self.last_error
+        return s
+
+    def gripper_events(self) -> dict:
+        """Gripper outcomes by reason (e.g. grasp_failed), for BridgeStatus.events and the diagnostics."""
+        return {}
+
+    def _health_summary(self):
+        return self._health.summary(self.status())
+
+    def _publish_status(self) -> None:
+        s = self.status()
         msg = BridgeStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.bridge_name = self.get_name()
@@ -202,6 +241,7 @@ class BridgeNode(Node):
         msg.holds = reason_counts(s["holds"])
         msg.clamps = reason_counts(s["clamps"])
         msg.rejections = reason_counts(s["rejections"])
+        msg.events = reason_counts(s["events"])
         msg.max_seam_step_m = float(s["max_seam_step_m"])
         msg.last_latency_obs_to_first_command_ms = float(s["last_latency_obs_to_first_command_ms"])
         self._status_pub.publish(msg)
@@ -229,17 +269,5 @@ class TopicGrippers:
                 self._last[i], self._last_time[i] = value, now
 
 
-def spin_node(node_factory, args=None) -> None:
-    """Standard main(): init, spin until Ctrl-C / SIGTERM, shut down cleanly."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = node_factory()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+def _optional_opening(value: float) -> float | None:
+    return None if value < 0 else float(value)

@@ -94,3 +94,36 @@ def msg_to_chunk(msg: ActionChunk) -> Chunk:
 
 def reason_counts(counter: dict) -> list:
     return [ReasonCount(reason=str(k), count=int(v)) for k, v in sorted(counter.items())]
+
+
+def watch_time_jumps(node, threshold_s: float, on_jump):
+    """Call `on_jump(delta_s)` (executor thread) when the node's clock jumps by more than `threshold_s`
+    either way (rclpy's jump callbacks; under use_sim_time a /clock that goes back or skips ahead).
+
+    The activation of ROS time (its first value, from zero, when /clock first arrives) is not a jump and
+    is not reported. Returns the handle, which must stay referenced; None when `threshold_s` <= 0 (off).
+    """
+    from rclpy.clock import ClockChange, JumpThreshold
+    from rclpy.duration import Duration
+
+    if threshold_s <= 0:
+        return None
+    clock = node.get_clock()
+    ns = stamps.seconds_to_ns(threshold_s)
+
+    def post(jump) -> None:
+        if jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED):
+            return
+        delta = jump.delta.nanoseconds
+        if clock.now().nanoseconds - delta == 0:  # from "no time yet" to the first /clock: activation
+            return
+        on_jump(stamps.ns_to_seconds(delta))
+
+    threshold = JumpThreshold(min_forward=Duration(nanoseconds=ns), min_backward=Duration(nanoseconds=-ns),
+                              on_clock_change=False)
+    return clock.create_jump_callback(threshold, post_callback=post)
+
+
+def now_seconds(node) -> float:
+    """The node's clock (ROS time) in seconds."""
+    return stamps.ns_to_seconds(node.get_clock().now().nanoseconds)

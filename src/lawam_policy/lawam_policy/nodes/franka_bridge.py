@@ -1,21 +1,26 @@
-"""Franka Panda bridge (franka_ros2 conventions): Cartesian equilibrium-pose targets + gripper actions.
+"""Franka bridge (franka_ros2 conventions): Cartesian equilibrium-pose targets + gripper actions.
 
 Targets go to the Cartesian impedance controller's PoseStamped topic; the controller must track a streamed
-target with impedance (franka_ros2's example controller runs its own demo motion, see the README). The
-gripper: franka_msgs Grasp/Move actions when franka_msgs is importable (sent only on threshold crossings
-with hysteresis, pre-empted on reversal), otherwise a std_msgs/Float64 width (m) on a topic.
+target with impedance. Two profiles (config/franka_bridge.yaml = Panda naming, franka_bridge_fr3.yaml = FR3 on
+franka_ros2 jazzy) set frames, topics and gripper action names; the README says which franka_ros2 release
+each matches. The gripper: franka_msgs Grasp/Move actions when franka_msgs is importable (sent only on
+threshold crossings with hysteresis, pre-empted on reversal, a Grasp describing the expected object so
+that an empty grasp fails and is counted), otherwise a std_msgs/Float64 width (m) on a topic. No gripper
+command is sent before the first accepted chunk unless `initial_gripper` asks for one.
 """
 from __future__ import annotations
 
 import importlib
 import threading
+import time
 
 from rclpy.action import ActionClient
 
 from ..runtime.bridge_core import TickResult
 from ..runtime.gripper import Cancel, GraspGoal, GripperGoalConfig, GripperGoalLogic, MoveGoal
-from .bridge_node import BridgeNode, TopicGrippers, spin_node
+from .bridge_node import BridgeNode, TopicGrippers
 from .common import declare
+from .main import main_for
 
 GRIPPER_MODES = ("auto", "action", "topic", "none")
 
@@ -45,6 +50,7 @@ class FrankaGripperActions:
         self.move_client = move_client or ActionClient(node, move_type, move_name)
         self._handle = None  # goal handle of the running goal
         self._warned_unavailable = False
+        self.clock = time.monotonic  # paces retries; injectable for tests
         # update() runs in the bridge's control thread, the goal callbacks in the executor; re-entrant
         # because rclpy may run a callback at once when its future is already done.
         self._lock = threading.RLock()
@@ -57,8 +63,12 @@ class FrankaGripperActions:
         with self._lock:
             self.logic.reset()
 
+    def events(self) -> dict:
+        with self._lock:
+            return dict(self.logic.events)
+
     def _update(self, opening: float) -> None:
-        for action in self.logic.update(opening):
+        for action in self.logic.update(opening, self.clock()):
             if isinstance(action, Cancel):
                 if self._handle is not None:
                     self._handle.cancel_goal_async()
@@ -67,60 +77,70 @@ class FrankaGripperActions:
                 goal = self.grasp_type.Goal()
                 goal.width, goal.speed, goal.force = action.width, action.speed, action.force
                 goal.epsilon.inner, goal.epsilon.outer = action.epsilon_inner, action.epsilon_outer
-                self._send(self.grasp_client, goal, action.goal_id)
+                self._send(self.grasp_client, goal, action)
             elif isinstance(action, MoveGoal):
                 goal = self.move_type.Goal()
                 goal.width, goal.speed = action.width, action.speed
-                self._send(self.move_client, goal, action.goal_id)
+                self._send(self.move_client, goal, action)
 
-    def _send(self, client, goal, goal_id: int) -> None:
+    def _send(self, client, goal, action) -> None:
         if not client.server_is_ready():
             if not self._warned_unavailable:
-                self.node.get_logger().warning("gripper action server not available; will retry on the next "
-                                               "crossing of the gripper threshold")
+                self.node.get_logger().warning(
+                    f"gripper action server {getattr(client, '_action_name', '')!r} not available; retrying "
+                    f"every {self.logic.config.retry_period_s:g} s (counted as server_unavailable)")
                 self._warned_unavailable = True
-            self.logic.reset()  # unknown state: send again once the server is up
+            self.logic.not_sent(action, self.clock())
             return
         self._warned_unavailable = False
+        goal_id = action.goal_id
+        is_grasp = isinstance(action, GraspGoal)
         future = client.send_goal_async(goal)
-        future.add_done_callback(lambda f: self._on_goal_response(f, goal_id))
+        future.add_done_callback(lambda f: self._on_goal_response(f, goal_id, is_grasp))
 
-    def _on_goal_response(self, future, goal_id: int) -> None:
+    def _on_goal_response(self, future, goal_id: int, is_grasp: bool = False) -> None:
         with self._lock:
-            self._goal_response(future, goal_id)
+            self._goal_response(future, goal_id, is_grasp)
 
-    def _goal_response(self, future, goal_id: int) -> None:
+    def _goal_response(self, future, goal_id: int, is_grasp: bool) -> None:
         handle = future.result()
         if handle is None or not handle.accepted:
             self.node.get_logger().warning(f"gripper goal {goal_id} was rejected")
-            self.logic.goal_finished(goal_id)
+            self.logic.goal_rejected(goal_id)
             return
         if goal_id != self.logic.goals_sent:  # pre-empted before it was accepted
             handle.cancel_goal_async()
             return
         self._handle = handle
-        handle.get_result_async().add_done_callback(lambda f: self._on_result(f, goal_id))
+        handle.get_result_async().add_done_callback(lambda f: self._on_result(f, goal_id, is_grasp))
 
-    def _on_result(self, future, goal_id: int) -> None:
+    def _on_result(self, future, goal_id: int, is_grasp: bool = False) -> None:
         with self._lock:
-            self._result(future, goal_id)
+            self._result(future, goal_id, is_grasp)
 
-    def _result(self, future, goal_id: int) -> None:
+    def _result(self, future, goal_id: int, is_grasp: bool) -> None:
         result = future.result()
         res = getattr(result, "result", None)
-        if res is not None and hasattr(res, "success") and not res.success:
-            # A grasp that closes on nothing fails; that is information, not an error of the bridge.
-            self.node.get_logger().info(f"gripper goal {goal_id} finished without success: "
-                                        f"{getattr(res, 'error', '')}")
+        success = res is None or not hasattr(res, "success") or bool(res.success)
         if goal_id == self.logic.goals_sent:
             self._handle = None
+        if is_grasp:
+            if not success:
+                # The fingers did not stop on the expected object (e.g. closed on nothing): a failed grasp.
+                self.node.get_logger().warning(f"grasp {goal_id} failed: {getattr(res, 'error', '')} "
+                                               f"(counted as grasp_failed)")
+            self.logic.grasp_result(goal_id, success)
+            return
+        if not success:
+            self.node.get_logger().info(f"gripper goal {goal_id} finished without success: "
+                                        f"{getattr(res, 'error', '')}")
         self.logic.goal_finished(goal_id)
 
 
 class FrankaBridge(BridgeNode):
     DEFAULTS = {
         **BridgeNode.DEFAULTS,
-        "embodiment": "franka_panda",
+        "embodiment": "franka_panda",  # the action layout; both profiles (Panda, FR3) use it
         "arm_names": ["arm"],
         "frame_id": "panda_link0",
         "target_topics": ["/cartesian_impedance_example_controller/equilibrium_pose"],
@@ -142,14 +162,20 @@ class FrankaBridge(BridgeNode):
             grasp_force_n=declare(self, "grasp_force_n", 20.0, "Grasp goal force (N)"),
             grasp_speed_mps=declare(self, "grasp_speed_mps", 0.1, "Grasp goal speed (m/s)"),
             move_speed_mps=declare(self, "move_speed_mps", 0.1, "Move goal speed (m/s)"),
-            epsilon_inner_m=declare(self, "grasp_epsilon_inner_m", 0.005, "Grasp goal epsilon.inner (m)"),
-            epsilon_outer_m=declare(self, "grasp_epsilon_outer_m", 0.08, "Grasp goal epsilon.outer (m)"))
-        grasp_action = declare(self, "grasp_action", "/franka_gripper/grasp", "franka_msgs/action/Grasp server")
-        move_action = declare(self, "move_action", "/franka_gripper/move", "franka_msgs/action/Move server")
+            grasp_width_m=declare(self, "grasp_width_m", 0.04, "width of the expected object (m): the Grasp "
+                                                               "goal's width"),
+            epsilon_inner_m=declare(self, "grasp_epsilon_inner_m", 0.01, "Grasp succeeds if the fingers stop "
+                                                                         "above width - this (m)"),
+            epsilon_outer_m=declare(self, "grasp_epsilon_outer_m", 0.01, "... and below width + this (m)"),
+            retry_period_s=declare(self, "gripper_retry_period_s", 1.0, "a goal the action server did not take "
+                                                                        "is retried at most this often (s)"))
+        grasp_action = declare(self, "grasp_action", "/panda_gripper/grasp", "franka_msgs/action/Grasp server")
+        move_action = declare(self, "move_action", "/panda_gripper/move", "franka_msgs/action/Move server")
         width_topic = declare(self, "gripper_width_topic", "/franka_gripper/width_command",
                               "std_msgs/Float64 width (m) when actions are not used")
         if mode not in GRIPPER_MODES:
             raise ValueError(f"gripper_mode must be one of {GRIPPER_MODES}, got {mode!r}")
+        cfg.validate()
         actions = actions if actions is not None else load_franka_actions()
         if mode == "action" and actions is None:
             raise RuntimeError("gripper_mode 'action' needs franka_msgs (build it from franka_ros2's sources); "
@@ -176,10 +202,12 @@ class FrankaBridge(BridgeNode):
         if self.gripper_actions is not None:
             self.gripper_actions.reset()
 
+    def gripper_events(self) -> dict:
+        return self.gripper_actions.events() if self.gripper_actions is not None else {}
 
-def main(args=None):
-    spin_node(FrankaBridge, args)
+
+main = main_for(FrankaBridge)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,14 +1,19 @@
 """LaWAM policy node: camera frames + task in, ActionChunk out (asynchronously), plus status and a heatmap.
 
-Thin adapter around runtime.InferenceEngine. The model is imported lazily (torch is only needed here, and
-only when no other predictor is injected). Test seam, parameter-free: the environment variable
-LAWAM_POLICY_PREDICTOR="package.module:factory" replaces the model; factory(node) returns an object with
-LaWAM's predict_chunk signature (e.g. lawam_policy.nodes.policy_node:fake_predictor_factory).
+Thin adapter around runtime.InferenceEngine. The model is imported lazily (torch is only needed here). A
+model it cannot use stops the node with a one-line reason and a non-zero exit (the launch files and
+`lawam launch` then stop the system): a checkpoint that does not exist or does not load, or one trained for
+another embodiment or another ordered list of camera roles than `embodiment` / `camera_topics` +
+`camera_roles` say. Tests substitute the model by subclassing and overriding `load_predictor` (see
+test/support/fake_policy_node.py), never through a switch in this node.
+
+Clock: frames whose stamps lie more than `stamp_tolerance_s` from the node's clock are refused by reason
+(PolicyStatus.rejections); a jump of the clock (rclpy's jump callback, `time_jump_threshold_s`) clears the
+frame sync, the latency estimate and the running chunk, is counted (PolicyStatus.events "time_jump") and
+inference goes on. Health also goes to /diagnostics.
 """
 from __future__ import annotations
 
-import importlib
-import os
 import threading
 import time
 
@@ -23,39 +28,25 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from ..action_layout import get_layout
+from ..runtime.checkpoint_fit import camera_roles_for, check_fit
 from ..runtime.engine import EngineConfig, InferenceEngine
+from ..runtime.health import PolicyHealth
 from ..runtime.heatmap import colorize, similarity_map
 from ..runtime.images import RAW_ENCODINGS, UnsupportedEncoding, decode_compressed, decode_raw
 from ..runtime.sync import FrameSynchronizer
-from .bridge_node import spin_node
-from .common import chunk_to_msg, declare, logger_fn, stamp_to_sec
+from .common import chunk_to_msg, declare, logger_fn, now_seconds, reason_counts, stamp_to_sec, watch_time_jumps
+from .diagnostics import DiagnosticsPublisher
+from .main import fail, main_for
 
-PREDICTOR_ENV = "LAWAM_POLICY_PREDICTOR"
 DEFAULT_FRAMES = {"franka_panda": "panda_link0", "quanta_x1": "base_link"}
 STATES = {"starting": PolicyStatus.STATE_STARTING, "waiting_for_task": PolicyStatus.STATE_WAITING_FOR_TASK,
           "waiting_for_images": PolicyStatus.STATE_WAITING_FOR_IMAGES, "running": PolicyStatus.STATE_RUNNING,
           "paused": PolicyStatus.STATE_PAUSED, "error": PolicyStatus.STATE_ERROR}
 
 
-# Home EEF poses of the MuJoCo twins (base frame): the fake circles around them, so a bridge accepts it.
-FAKE_HOMES = {
-    "franka_panda": ([[0.5, 0.0, 0.4]], [[1.0, 0.0, 0.0, 0.0]]),
-    "quanta_x1": ([[-0.18, 0.0, 0.3], [0.17, 0.0, 0.3]], [[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]),
-}
-
-
-def fake_predictor_factory(node):
-    """Deterministic stand-in for the model (slow circles around `fake_center`, one xyz per arm, default: the
-    twin's home pose), for tests and bring-up without torch."""
-    from ..runtime.fake_predictor import FakePredictor
-    centers, quats = FAKE_HOMES.get(node.embodiment, FAKE_HOMES["franka_panda"])
-    flat = node.declare_parameter("fake_center", [v for c in centers for v in c]).value
-    return FakePredictor(center=np.reshape(flat, (-1, 3)), orientation=np.array(quats), clock=node.now_s,
-                         embodiment=node.embodiment)
-
-
 def load_model(node):
-    """LaWAMPolicy from `checkpoint_dir`, or the `preset` with random weights (imports torch)."""
+    """LaWAMPolicy from `checkpoint_dir`, or the `preset` with random weights (imports torch). Raises
+    (FileNotFoundError, CheckpointMismatch, ...) when the checkpoint is missing or does not fit the node."""
     import torch
 
     from ..model import LaWAMConfig, LaWAMPolicy
@@ -65,8 +56,12 @@ def load_model(node):
         # the bridge and a simulated twin on the same machine.
         torch.set_num_threads(node.torch_threads)
     if node.checkpoint_dir:
+        # The config first (cheap): a checkpoint for another robot or camera rig is refused before the weights.
+        check_fit(LaWAMConfig.load(node.checkpoint_dir), node.embodiment, node.camera_roles, node.checkpoint_dir)
         return LaWAMPolicy.from_pretrained(node.checkpoint_dir, device=device)
-    policy = LaWAMPolicy(LaWAMConfig.preset(node.preset))
+    config = LaWAMConfig.preset(node.preset)
+    check_fit(config, node.embodiment, node.camera_roles, f"preset:{node.preset}")
+    policy = LaWAMPolicy(config)
     policy.eval()
     return policy.to(device)
 
@@ -84,11 +79,18 @@ class PolicyNode(Node):
         self.embodiment = p("embodiment", "franka_panda", "action layout of the chunks")
         cameras = list(p("camera_topics", ["/camera/color/image_raw"], "image topics; names ending in "
                                                                        "/compressed are CompressedImage"))
+        roles = list(p("camera_roles", [""], "the model's camera role of each camera topic, same order (e.g. "
+                                              "primary, wrist); empty: the embodiment's standard order"))
         primary = p("primary_camera", "", "which camera topic is the primary view; empty: the first")
         frame_id = p("frame_id", "", "robot base frame written into the chunks; empty: the embodiment's "
                                      "(panda_link0, base_link)") or DEFAULT_FRAMES.get(self.embodiment, "")
         tolerance = p("sync_tolerance_s", 0.05, "all cameras' stamps must lie within this of the primary's")
         max_age = p("max_frame_age_s", 0.0, "frames older than this are not used (0: no limit)")
+        stamp_tolerance = p("stamp_tolerance_s", 2.0, "frames stamped further than this from the node's clock "
+                                                      "(s) are refused by reason; 0: no check")
+        jump_threshold = p("time_jump_threshold_s", 1.0, "a jump of the clock larger than this (s) clears the "
+                                                         "frame sync and latency estimate; 0: not watched")
+        diagnostics_rate = p("diagnostics_rate_hz", 1.0, "/diagnostics rate (Hz); 0: off")
         task = p("task", "", "initial instruction; empty: no inference until one is set")
         task_topic = p("task_topic", "/lawam/task", "std_msgs/String instruction input")
         set_task_srv = p("set_task_service", "/lawam/set_task", "lawam_msgs/SetTask service")
@@ -109,16 +111,20 @@ class PolicyNode(Node):
             inpaint_prev_actions=p("inpaint_prev_actions", False, "give the model the previous chunk's "
                                                                   "next steps (real-time chunking)"),
             inpaint_extra_s=p("inpaint_extra_s", 0.2, "inpaint the steps up to latency + margin + this (s)"),
-            frame_id=frame_id, seed=None if seed < 0 else seed)
+            frame_id=frame_id, seed=None if seed < 0 else seed, time_jump_threshold_s=jump_threshold)
         if primary and primary not in cameras:
             raise ValueError(f"primary_camera {primary!r} is not one of camera_topics {cameras}")
         self.layout = get_layout(self.embodiment)
         self.camera_topics = cameras
-        self.sync = FrameSynchronizer(cameras, tolerance, max_age, primary=cameras.index(primary) if primary else 0)
+        self.sync = FrameSynchronizer(cameras, tolerance, max_age, primary=cameras.index(primary) if primary else 0,
+                                      clock_tolerance_s=stamp_tolerance)
+        role_of = dict(zip(cameras, camera_roles_for(self.embodiment, cameras, roles)))
+        self.camera_roles = [role_of[c] for c in self.sync.cameras]  # the order the model gets the images in
         self.bad_frames = 0
         self._warned_encodings: set = set()
         self.model_id = self.checkpoint_dir or f"preset:{self.preset}"
         self.last_error = ""
+        self.load_error = ""
         self.engine: InferenceEngine | None = None
         self._engine_config = config
         self._initial_task = task
@@ -143,6 +149,10 @@ class PolicyNode(Node):
         self.create_service(Reset, "~/reset", self._on_reset)
         self.create_timer(1.0 / status_rate, self._publish_status, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._enabled = True
+        self._jump_handle = watch_time_jumps(self, jump_threshold, self._on_time_jump)
+        self._health = PolicyHealth()
+        self.diagnostics = DiagnosticsPublisher(self, "policy", self.embodiment,
+                                                lambda: self._health.summary(self.status()), diagnostics_rate)
 
         # Loading the model takes seconds (minutes for the paper preset): do it off the executor thread so
         # status and services answer meanwhile (state STARTING).
@@ -153,23 +163,23 @@ class PolicyNode(Node):
 
     # ---- model -----------------------------------------------------------------------------------
     def now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return now_seconds(self)
+
+    def load_predictor(self):
+        """The predictor (LaWAMPolicy.predict_chunk's signature); runs in the loading thread. Raises when
+        the model cannot be used. Test-support executables override it."""
+        return load_model(self)
 
     def _load_and_start(self) -> None:
         try:
-            spec = os.environ.get(PREDICTOR_ENV, "")
-            if spec:
-                module, _, attr = spec.partition(":")
-                predictor = getattr(importlib.import_module(module), attr)(self)
-                self.model_id = f"injected:{spec}"
-            else:
-                t0 = time.perf_counter()
-                predictor = load_model(self)
-                self.get_logger().info(f"model {self.model_id} loaded on {self.device} in "
-                                       f"{time.perf_counter() - t0:.1f} s")
-        except Exception as err:  # status reports it; the node stays up for diagnosis
-            self.last_error = f"cannot load the model ({self.model_id}): {type(err).__name__}: {err}"
+            t0 = time.perf_counter()
+            predictor = self.load_predictor()
+            self.get_logger().info(f"model {self.model_id} loaded on {self.device} in "
+                                   f"{time.perf_counter() - t0:.1f} s")
+        except Exception as err:  # noqa: BLE001 - any reason the model cannot run ends the node, loudly
+            self.load_error = self.last_error = f"cannot load the model ({self.model_id}): {type(err).__name__}: {err}"
             self.get_logger().error(self.last_error)
+            fail(self, self.last_error)
             return
         self._start_engine(predictor)
 
@@ -198,6 +208,25 @@ class PolicyNode(Node):
         t = stamp_to_sec(msg.header.stamp)
         return t if t > 0 else self.now_s()  # some drivers leave the stamp empty
 
+    def _add_frame(self, topic: str, stamp: float, payload) -> None:
+        now = self.now_s()
+        reason = self.sync.add(topic, stamp, payload, now=now)
+        if reason is not None:
+            if (topic, reason) not in self._warned_encodings:  # once per topic and reason; counted always
+                self._warned_encodings.add((topic, reason))
+                self.last_error = (f"{topic}: frame stamped {stamp:.3f} s, node clock {now:.3f} s (more than "
+                                   f"stamp_tolerance_s apart): refused as {reason}")
+                self.get_logger().error(self.last_error)
+            return
+        if self.engine is not None:
+            self.engine.notify_frame()
+
+    def _on_time_jump(self, delta_s: float) -> None:
+        if self.engine is not None:
+            self.engine.time_jump(delta_s)
+        else:  # still loading: nothing runs yet, but the frames are on the old time line
+            self.sync.reset()
+
     def _drop(self, topic: str, why: str) -> None:
         self.bad_frames += 1
         if (topic, why) not in self._warned_encodings:  # a clear error once per topic and cause
@@ -209,18 +238,14 @@ class PolicyNode(Node):
         if msg.encoding.lower() not in RAW_ENCODINGS:
             self._drop(topic, str(UnsupportedEncoding.for_encoding(msg.encoding)))
             return
-        self.sync.add(topic, self._stamp(msg), ("raw", msg))
-        if self.engine is not None:
-            self.engine.notify_frame()
+        self._add_frame(topic, self._stamp(msg), ("raw", msg))
 
     def _on_compressed(self, topic: str, msg: CompressedImage) -> None:
         fmt = msg.format.lower()
         if not any(k in fmt for k in ("jpeg", "jpg", "png")):
             self._drop(topic, f"unsupported compressed image format {msg.format!r}; supported: jpeg, png")
             return
-        self.sync.add(topic, self._stamp(msg), ("compressed", msg))
-        if self.engine is not None:
-            self.engine.notify_frame()
+        self._add_frame(topic, self._stamp(msg), ("compressed", msg))
 
     # ---- outputs -------------------------------------------------------------------------------
     def _on_chunk(self, chunk, prediction) -> None:
@@ -254,25 +279,36 @@ class PolicyNode(Node):
         msg.header.frame_id = chunk.frame_id
         self._heatmap_pub.publish(msg)
 
-    def _publish_status(self) -> None:
-        msg = PolicyStatus()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.model_id = self.model_id
-        msg.frames_dropped = int(self.sync.dropped + self.bad_frames)
-        msg.enabled = self._enabled
+    def status(self) -> dict:
+        """The engine's status (or the loading state), with the node's counters."""
         if self.engine is None:
-            msg.state = PolicyStatus.STATE_ERROR if self.last_error else PolicyStatus.STATE_STARTING
-            msg.state_detail = self.last_error or f"loading the model ({self.model_id})"
-            msg.task = self._initial_task
-            msg.last_error = self.last_error
+            s = {"state": "error" if self.load_error else "starting",
+                 "detail": self.load_error or f"loading the model ({self.model_id})", "task": self._initial_task,
+                 "last_latency_ms": float("nan"), "chunks_produced": 0, "events": {},
+                 "rejections": dict(self.sync.rejections), "last_error": self.last_error, "enabled": self._enabled}
         else:
             s = self.engine.status()
-            msg.state = STATES[s["state"]]
-            msg.state_detail = s["detail"]
-            msg.task = s["task"]
-            msg.last_inference_latency_ms = float(s["last_latency_ms"])
-            msg.chunks_produced = int(s["chunks_produced"])
-            msg.last_error = s["last_error"] or self.last_error
+            s["last_error"] = s["last_error"] or self.last_error
+        s["model_id"] = self.model_id
+        s["frames_dropped"] = int(self.sync.dropped + self.bad_frames)
+        s["enabled"] = self._enabled
+        return s
+
+    def _publish_status(self) -> None:
+        s = self.status()
+        msg = PolicyStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.model_id = s["model_id"]
+        msg.frames_dropped = s["frames_dropped"]
+        msg.enabled = s["enabled"]
+        msg.state = STATES[s["state"]]
+        msg.state_detail = s["detail"]
+        msg.task = s["task"]
+        msg.last_inference_latency_ms = float(s["last_latency_ms"])
+        msg.chunks_produced = int(s["chunks_produced"])
+        msg.last_error = s["last_error"]
+        msg.events = reason_counts(s["events"])
+        msg.rejections = reason_counts(s["rejections"])
         self._status_pub.publish(msg)
 
     # ---- control -------------------------------------------------------------------------------
@@ -304,9 +340,8 @@ class PolicyNode(Node):
         return response
 
 
-def main(args=None):
-    spin_node(PolicyNode, args)
+main = main_for(PolicyNode)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

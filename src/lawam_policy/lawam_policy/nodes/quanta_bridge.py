@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from ..runtime.bridge_core import TickResult
-from .bridge_node import BridgeNode, TopicGrippers, spin_node
+from .bridge_node import BridgeNode, TopicGrippers
 from .common import declare
+from .main import main_for
 
 
 class QuantaBridge(BridgeNode):
@@ -32,9 +33,8 @@ class QuantaBridge(BridgeNode):
         self.grippers.send([c.gripper for c in result.commands], now)
 
 
-def main(args=None):
-    spin_node(QuantaBridge, args)
+main = main_for(QuantaBridge)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,6 +8,16 @@ Start-up: nothing is commanded until every arm's measured pose is known; the com
 The first chunk after start (or Reset) must begin within `max_start_distance_m` / `max_start_angle_rad` of
 the measured pose, otherwise it is refused ("too_far_from_measured") and the bridge keeps holding; the first
 `startup_ramp_s` of motion run with speed limits ramping up from `startup_speed_scale`.
+
+Gripper: no gripper command is sent until the first chunk is accepted after start (or Reset / time jump), so
+a robot holding an object keeps it; `initial_gripper` (an opening, None = off) asks for one explicitly.
+
+Time: `now` is the ROS clock. A jump of that clock (a twin reset, a bag that loops, an NTP step) is treated
+like a Reset (`time_jump`): it is logged once with its size, counted (events["time_jump"]), the bridge holds,
+forgets its chunks, waits for a fresh measured pose and applies the start-up check and ramp again. The node
+reports jumps from rclpy's jump callbacks; `tick` also catches a backward step larger than
+`time_jump_threshold_s` itself, so the core never stalls silently. A chunk whose observation stamp lies more
+than `stamp_tolerance_s` ahead of "now" is refused (`stamp_ahead_of_clock`) instead of waiting for it.
 """
 from __future__ import annotations
 
@@ -32,8 +42,10 @@ class BridgeConfig:
     blend_window_s: float = 0.2
     interpolation: str = "cubic"
     limits: SafetyLimits = field(default_factory=SafetyLimits)
-    initial_gripper: float = 1.0  # opening commanded before the first chunk
+    initial_gripper: float | None = None  # opening commanded before the first chunk; None: no gripper command
     frame_id: str = ""  # chunks in another (non-empty) frame are refused
+    time_jump_threshold_s: float = 1.0  # a backward step of "now" larger than this is a time jump
+    stamp_tolerance_s: float = 2.0  # chunks stamped further ahead of "now" are refused; 0: no check
 
 
 @dataclass
@@ -50,6 +62,7 @@ class TickResult:
     in_seam: bool  # the target is a blend of two chunks
     step_m: float  # largest position change of any arm since the last tick
     chunk_id: int | None
+    gripper_active: bool = False  # False: send no gripper command (nothing accepted since start/reset)
 
 
 def _worth_logging(count: int) -> bool:
@@ -75,11 +88,13 @@ class BridgeCore:
         self.holds: Counter = Counter()
         self.clamps: Counter = Counter()
         self.rejections: Counter = Counter()
+        self.events: Counter = Counter()  # things that interrupted operation, by reason (time_jump)
         self.commands_sent = 0
         self.chunks_received = 0
         self.max_seam_step_m = 0.0
         self.max_within_step_m = 0.0
         self.last_latency_ms = float("nan")
+        self.state = "no_measured_pose"  # the last tick's hold reason, or "following"
         self._measured: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.arm_names)
         self.reset()
 
@@ -87,13 +102,24 @@ class BridgeCore:
     def reset(self) -> None:
         """Hold, forget all chunks, restart from the measured pose with the start-up ramp."""
         self.executor.reset()
-        self._safety = [ArmSafety(self.config.limits, gripper=self.config.initial_gripper)
+        initial = self.config.initial_gripper
+        self._safety = [ArmSafety(self.config.limits, gripper=1.0 if initial is None else initial)
                         for _ in self.arm_names]
+        self._gripper_active = initial is not None
         self._moving_since: float | None = None  # time of the first accepted chunk after start/reset
         self._last_now: float | None = None
         self._hold_target: list[tuple[np.ndarray, np.ndarray, float]] | None = None
         self._hold_logged: str | None = None
         self._pending_latency_stamp: float | None = None
+
+    def time_jump(self, delta_s: float) -> None:
+        """The ROS clock jumped by `delta_s` (s, negative = backwards): hold and restart like a Reset, and
+        wait for a measured pose taken after the jump."""
+        self.events["time_jump"] += 1
+        self.log("warn", f"ROS time jumped by {delta_s:+.3f} s: holding, dropping the running chunk and "
+                         f"restarting from the next measured pose (start-up check and ramp)")
+        self.reset()
+        self._measured = [None] * len(self.arm_names)
 
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = bool(enabled)
@@ -128,6 +154,11 @@ class BridgeCore:
             if self.config.frame_id and chunk.frame_id and chunk.frame_id != self.config.frame_id:
                 raise ChunkError("wrong_frame", f"chunk {chunk.chunk_id} is in frame '{chunk.frame_id}', this "
                                                 f"bridge commands in '{self.config.frame_id}'")
+            tol = self.config.stamp_tolerance_s
+            if tol > 0 and now > 0 and chunk.obs_stamp - now > tol:  # now == 0: the ROS clock has no time yet
+                raise ChunkError("stamp_ahead_of_clock",
+                                 f"chunk {chunk.chunk_id} is stamped {chunk.obs_stamp - now:.3f} s ahead of this "
+                                 f"node's clock (tolerance {tol:g} s): refused; are the clocks synchronised?")
             first_motion = self._moving_since is None
             accepted = self.executor.add_chunk(chunk, now)
             if first_motion:
@@ -141,6 +172,7 @@ class BridgeCore:
             return False
         if first_motion:
             self._moving_since = now
+        self._gripper_active = True
         self._pending_latency_stamp = chunk.obs_stamp
         return True
 
@@ -161,12 +193,15 @@ class BridgeCore:
     # ---- the control tick ---------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult | None:
         """One control tick at ROS time `now`; None if the clock has not advanced (nothing new to send)."""
+        if self._last_now is not None and now < self._last_now - self.config.time_jump_threshold_s:
+            self.time_jump(now - self._last_now)  # backwards beyond the threshold: never stall silently
         if self._last_now is not None and now <= self._last_now:
             return None
         dt = 1.0 / self.config.control_rate_hz if self._last_now is None else now - self._last_now
         self._last_now = now
         if not self._try_start():
             self.holds["no_measured_pose"] += 1
+            self.state = "no_measured_pose"
             self._log_hold("no_measured_pose", "waiting for the measured pose of every arm; not commanding")
             return TickResult(None, "no_measured_pose", False, 0.0, None)
 
@@ -185,6 +220,7 @@ class BridgeCore:
                 hold_reason = "non_finite"
                 targets = None
 
+        self.state = hold_reason or "following"
         if hold_reason is not None:
             self.holds[hold_reason] += 1
             self._log_hold(hold_reason, {
@@ -229,7 +265,7 @@ class BridgeCore:
             self.last_latency_ms = (now - self._pending_latency_stamp) * 1e3
             self._pending_latency_stamp = None
         self.commands_sent += 1
-        return TickResult(commands, hold_reason, in_seam, step, self.executor.chunk_id)
+        return TickResult(commands, hold_reason, in_seam, step, self.executor.chunk_id, self._gripper_active)
 
     def _log_hold(self, reason: str, message: str) -> None:
         if self._hold_logged != reason:  # once per hold episode and reason
@@ -239,12 +275,14 @@ class BridgeCore:
     # ---- reporting ----------------------------------------------------------------------------------
     def status(self) -> dict:
         return {
+            "state": self.state,
             "enabled": self.enabled,
             "commands_sent": self.commands_sent,
             "chunks_received": self.chunks_received,
             "holds": dict(self.holds),
             "clamps": dict(self.clamps),
             "rejections": dict(self.rejections),
+            "events": dict(self.events),
             "max_seam_step_m": self.max_seam_step_m,
             "max_within_step_m": self.max_within_step_m,
             "last_latency_obs_to_first_command_ms": self.last_latency_ms,

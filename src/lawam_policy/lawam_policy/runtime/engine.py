@@ -11,12 +11,17 @@ where latency_estimate is the largest of the recently measured inference latenci
 frame. Each inference takes the freshest synchronised
 frame set and consumes it (frames are never reused or queued), and the chunk is stamped with that set's
 observation time, so the bridge can drop the steps that passed during inference.
+
+Time jumps: when the clock jumps (rclpy's jump callback in the node calls `time_jump`; a backward step
+larger than `time_jump_threshold_s` between two worker iterations is caught here too), the engine logs it
+once with its size, counts it (events["time_jump"]), forgets the running chunk, the frame sync and the
+latency estimate (all on the old time line) and goes on producing chunks from the next frames.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,6 +48,7 @@ class EngineConfig:
     seed: int | None = None
     poll_period_s: float = 0.005  # wall time between trigger checks
     camera_timeout_s: float = 1.0  # a camera silent this long (clock time) puts the state to waiting_for_images
+    time_jump_threshold_s: float = 1.0  # a backward step of the clock larger than this is a time jump
 
 
 def prev_on_grid(prev: Chunk, obs_stamp: float, control_rate_hz: float, max_offset_s: float = np.inf):
@@ -103,6 +109,8 @@ class InferenceEngine:
         self.last_latency_wall_s = float("nan")
         self._latencies: deque = deque(maxlen=max(1, self.config.latency_window))
         self._last_chunk: Chunk | None = None
+        self._last_now: float | None = None
+        self.events: Counter = Counter()
         self.last_error = ""
         self.state = "waiting_for_task"
         self.detail = "no task set"
@@ -124,6 +132,21 @@ class InferenceEngine:
             self._last_chunk = None
             self.sync.clear()
         self._wake.set()
+
+    def time_jump(self, delta_s: float) -> None:
+        """The clock jumped by `delta_s` (s): forget everything on the old time line, keep producing."""
+        with self._lock:
+            self._time_jump(delta_s)
+        self._wake.set()
+
+    def _time_jump(self, delta_s: float) -> None:  # with self._lock held
+        self.events["time_jump"] += 1
+        self._last_chunk = None
+        self._last_now = None
+        self.sync.reset()
+        self._latencies.clear()
+        self.log("warn", f"clock jumped by {delta_s:+.3f} s: frame sync, latency estimate and running chunk "
+                         f"cleared; inference continues from the next frames")
 
     def start(self) -> None:
         if self._thread is None:
@@ -171,7 +194,11 @@ class InferenceEngine:
         if not enabled:
             self._set_state("paused", "disabled through SetEnabled: no chunks are produced")
             return False
-        now = self.clock()
+        with self._lock:
+            now = self.clock()
+            last, self._last_now = self._last_now, now
+            if last is not None and now < last - self.config.time_jump_threshold_s:
+                self._time_jump(now - last)
         if not self.due(now):
             return False
         frames = self.sync.take(now)
@@ -194,12 +221,15 @@ class InferenceEngine:
                 grid = prev_on_grid(prev, frames.stamp, self.config.control_rate_hz, ahead)
                 if grid is not None:
                     kwargs = {"prev_actions": grid[0], "prev_timestamps": grid[1]}
+            jumps = self.events["time_jump"]
             t0_clock, t0_wall = self.clock(), time.perf_counter()
             pred = self.predictor.predict_chunk(
                 images, task, self.config.control_rate_hz,
                 horizon_s=self.config.horizon_s or None, embodiment=self.layout.embodiment,
                 seed=self.config.seed, **kwargs)
             self.last_latency_wall_s = time.perf_counter() - t0_wall
+            if self.events["time_jump"] != jumps:
+                return False  # the clock jumped during inference: the chunk and its latency are on the old line
             self.last_latency_s = max(0.0, self.clock() - t0_clock)
             self._latencies.append(self.last_latency_s)
             timestamps = _numpy(pred.timestamps)
@@ -235,4 +265,5 @@ class InferenceEngine:
     def status(self) -> dict:
         return {"state": self.state, "detail": self.detail, "enabled": self.enabled, "task": self.task,
                 "last_latency_ms": self.last_latency_wall_s * 1e3, "chunks_produced": self.chunks_produced,
-                "frames_dropped": self.sync.dropped, "last_error": self.last_error}
+                "frames_dropped": self.sync.dropped, "last_error": self.last_error,
+                "events": dict(self.events), "rejections": dict(self.sync.rejections)}

@@ -4,9 +4,18 @@ franka_ros2's Grasp and Move actions block and take seconds, so streaming them a
 useless: a goal is sent only when the commanded opening crosses `threshold` by more than `hysteresis`
 (close below threshold - hysteresis with a Grasp, open above threshold + hysteresis with a Move), and a goal
 still running is pre-empted (cancelled, then replaced) when the command reverses.
+
+Grasp semantics (franka_gripper): a Grasp succeeds when the fingers stop at a width d with
+``width - epsilon.inner < d < width + epsilon.outer``. So the Grasp goal describes the *expected object*
+(`grasp_width_m` with its tolerances), not the commanded opening: closing on nothing (d ~ 0) then fails,
+and the failure is counted (``grasp_failed``) instead of passing as a success.
+
+A goal that could not be sent (action server not up) is retried at most every `retry_period_s` of the
+caller's clock (monotonic seconds), with the same goal id, until it is sent or replaced by a reversal.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -18,14 +27,26 @@ class GripperGoalConfig:
     grasp_force_n: float = 20.0
     grasp_speed_mps: float = 0.1
     move_speed_mps: float = 0.1
-    epsilon_inner_m: float = 0.005
-    epsilon_outer_m: float = 0.08  # accept any object narrower than the commanded width + this
+    # The expected object: a grasp succeeds when the fingers stop within (width - inner, width + outer).
+    grasp_width_m: float = 0.04  # the twin's cubes are 4 cm wide
+    epsilon_inner_m: float = 0.01
+    epsilon_outer_m: float = 0.01
+    retry_period_s: float = 1.0  # a goal that could not be sent is retried at most this often
 
     def validate(self) -> None:
         if not (0.0 < self.threshold < 1.0 and 0.0 <= self.hysteresis < min(self.threshold, 1 - self.threshold)):
             raise ValueError("need 0 < threshold < 1 and 0 <= hysteresis < distance of threshold to 0 and 1")
         if self.max_width_m <= 0:
             raise ValueError("max_width_m must be > 0")
+        if not 0.0 <= self.grasp_width_m <= self.max_width_m:
+            raise ValueError(f"grasp_width_m must lie in [0, {self.max_width_m}] m, got {self.grasp_width_m}")
+        if self.epsilon_inner_m < 0 or self.epsilon_outer_m < 0:
+            raise ValueError("grasp epsilons must be >= 0")
+        if self.grasp_width_m - self.epsilon_inner_m <= 0.0:
+            raise ValueError(f"grasp_width_m - grasp_epsilon_inner_m must be > 0 (got {self.grasp_width_m} - "
+                             f"{self.epsilon_inner_m}): otherwise a grasp that closes on nothing succeeds")
+        if self.retry_period_s <= 0:
+            raise ValueError("retry_period_s must be > 0")
 
 
 @dataclass
@@ -55,18 +76,29 @@ def opening_to_width(opening: float, max_width_m: float) -> float:
 
 
 class GripperGoalLogic:
-    """state: "open", "closed" or None (unknown until the first command)."""
+    """state: "open", "closed" or None (unknown until the first command). `events` counts outcomes by
+    reason (grasp_succeeded, grasp_failed, goal_rejected, server_unavailable) for the bridge's status."""
 
     def __init__(self, config: GripperGoalConfig):
         config.validate()
         self.config = config
         self.state: str | None = None
         self.goal_active = False
-        self.goals_sent = 0
+        self.goals_sent = 0  # ids issued; a retried goal keeps its id
         self.preemptions = 0
+        self.events: Counter = Counter()
+        self._unsent: GraspGoal | MoveGoal | None = None  # the last goal, not delivered yet
+        self._retry_at = 0.0
 
-    def update(self, opening: float) -> list:
-        """Feed the commanded opening; returns the actions to perform now (possibly none)."""
+    def _goal(self, want: str, opening: float):
+        c = self.config
+        if want == "closed":
+            return GraspGoal(c.grasp_width_m, c.grasp_speed_mps, c.grasp_force_n, c.epsilon_inner_m,
+                             c.epsilon_outer_m)
+        return MoveGoal(opening_to_width(opening, c.max_width_m), c.move_speed_mps)
+
+    def update(self, opening: float, now: float = 0.0) -> list:
+        """Feed the commanded opening at monotonic time `now` (s); returns the actions to perform now."""
         c = self.config
         want = self.state
         if opening < c.threshold - c.hysteresis:
@@ -76,21 +108,40 @@ class GripperGoalLogic:
         elif self.state is None:  # inside the band at start-up: take the nearer side
             want = "closed" if opening < c.threshold else "open"
         if want == self.state:
+            if self._unsent is not None and now >= self._retry_at:
+                goal, self._unsent = self._unsent, None  # paced retry of the same goal
+                self.goal_active = True
+                return [goal]
             return []
         actions = []
         if self.goal_active:
             actions.append(Cancel())
             self.preemptions += 1
-        width = opening_to_width(opening, c.max_width_m)
-        if want == "closed":
-            actions.append(GraspGoal(width, c.grasp_speed_mps, c.grasp_force_n, c.epsilon_inner_m, c.epsilon_outer_m))
-        else:
-            actions.append(MoveGoal(width, c.move_speed_mps))
+        goal = self._goal(want, opening)
         self.state = want
         self.goal_active = True
+        self._unsent = None
         self.goals_sent += 1
-        actions[-1].goal_id = self.goals_sent
+        goal.goal_id = self.goals_sent
+        actions.append(goal)
         return actions
+
+    def not_sent(self, goal, now: float = 0.0) -> None:
+        """`goal` could not be sent (no action server): retry it from `now` + retry_period_s."""
+        self.events["server_unavailable"] += 1
+        if goal.goal_id == self.goals_sent:
+            self._unsent = goal
+            self._retry_at = now + self.config.retry_period_s
+            self.goal_active = False
+
+    def goal_rejected(self, goal_id: int) -> None:
+        self.events["goal_rejected"] += 1
+        self.goal_finished(goal_id)
+
+    def grasp_result(self, goal_id: int, success: bool) -> None:
+        """A Grasp ended; success False = the fingers did not stop on the expected object (e.g. nothing)."""
+        self.events["grasp_succeeded" if success else "grasp_failed"] += 1
+        self.goal_finished(goal_id)
 
     def goal_finished(self, goal_id: int) -> None:
         """Goal `goal_id` ended (succeeded, failed or was cancelled); a pre-empted one changes nothing."""
@@ -100,3 +151,4 @@ class GripperGoalLogic:
     def reset(self) -> None:
         self.state = None
         self.goal_active = False
+        self._unsent = None

@@ -4,11 +4,16 @@ Only a few recent frames per camera are kept (no queue): taking a set discards e
 so the next inference can only use newer frames, and frames that were never used are counted as dropped.
 The set's stamp is the primary camera's stamp (the observation time the chunk will be stamped with).
 Thread-safe: cameras add from ROS callbacks, the inference worker takes.
+
+Stamps and the clock: with `clock_tolerance_s` > 0, `add(..., now=...)` refuses a frame whose stamp lies more
+than that ahead of or behind the node's clock, counted by reason in `rejections` (stamp_ahead_of_clock,
+stamp_behind_clock): such a frame would otherwise be waited for or silently aged out. After a jump of the
+clock, `reset()` forgets everything, including the newest stamps and the frame-interval estimate.
 """
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +27,7 @@ class FrameSet:
 
 class FrameSynchronizer:
     def __init__(self, cameras, tolerance_s: float = 0.05, max_age_s: float = 0.0, history: int = 4,
-                 primary: int = 0):
+                 primary: int = 0, clock_tolerance_s: float = 0.0):
         cams = list(cameras)
         if not cams or len(set(cams)) != len(cams):
             raise ValueError(f"cameras must be unique and non-empty, got {cams}")
@@ -31,6 +36,8 @@ class FrameSynchronizer:
         self.cameras = [cams[primary]] + [c for i, c in enumerate(cams) if i != primary]  # primary first
         self.tolerance_s = float(tolerance_s)
         self.max_age_s = float(max_age_s)  # 0: no age limit (e.g. a sim that pauses)
+        self.clock_tolerance_s = float(clock_tolerance_s)  # 0: stamps are not compared with the clock
+        self.rejections: Counter = Counter()
         self._buffers: dict[str, deque] = {c: deque() for c in self.cameras}
         self._history = max(1, int(history))
         self._lock = threading.Lock()
@@ -40,7 +47,25 @@ class FrameSynchronizer:
         self.received = 0
         self.frame_interval_s = 0.0  # primary camera, 0 until two frames were seen
 
-    def add(self, camera: str, stamp: float, payload: Any) -> None:
+    def check_stamp(self, stamp: float, now: float | None) -> str | None:
+        """The reason a frame stamped `stamp` is inconsistent with the clock reading `now`, or None.
+        `now` <= 0 (a ROS clock that has no time yet) is not judged."""
+        tol = self.clock_tolerance_s
+        if tol <= 0 or now is None or now <= 0:
+            return None
+        if stamp - now > tol:
+            return "stamp_ahead_of_clock"
+        if now - stamp > tol:
+            return "stamp_behind_clock"
+        return None
+
+    def add(self, camera: str, stamp: float, payload: Any, now: float | None = None) -> str | None:
+        """Keep a frame; returns None, or the reason it was refused (counted in `rejections`)."""
+        reason = self.check_stamp(stamp, now)
+        if reason is not None:
+            with self._lock:
+                self.rejections[reason] += 1
+            return reason
         with self._lock:
             buf = self._buffers[camera]
             self.received += 1
@@ -56,6 +81,7 @@ class FrameSynchronizer:
             while len(buf) > self._history:
                 buf.popleft()
                 self.dropped += 1
+        return None
 
     def missing(self) -> list[str]:
         """Cameras with no frame waiting to be used."""
@@ -106,3 +132,11 @@ class FrameSynchronizer:
             for buf in self._buffers.values():
                 self.dropped += len(buf)
                 buf.clear()
+
+    def reset(self) -> None:
+        """After a jump of the clock: forget the frames, the newest stamps and the frame-interval estimate
+        (all on the old time line); the counters stay."""
+        self.clear()
+        with self._lock:
+            self._newest = {c: float("-inf") for c in self.cameras}
+            self.frame_interval_s = 0.0

@@ -58,9 +58,9 @@ class FrankaTwin(TwinNode):
         self.finger_pub.publish(js)
 
 
-def main(args=None) -> None:
-    run(FrankaTwin, args)
+def main(args=None) -> int:
+    return run(FrankaTwin, args)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

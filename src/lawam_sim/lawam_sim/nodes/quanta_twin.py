@@ -48,9 +48,9 @@ class QuantaTwin(TwinNode):
         self.js_pub.publish(self._joint_state_msg(stamp, self._joints))
 
 
-def main(args=None) -> None:
-    run(QuantaTwin, args)
+def main(args=None) -> int:
+    return run(QuantaTwin, args)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -11,7 +11,12 @@ default instruction.
 Timing: the sim thread advances in ticks of ``1 / state_rate_hz`` seconds of sim time and paces itself to
 ``real_time_factor`` (0 = as fast as possible). When rendering makes the sim slower than real time, /clock
 simply advances slower: consumers run on ``use_sim_time``. Stamps of everything the twin publishes are sim
-time.
+time. /clock is monotonic across the twin's own Reset: MuJoCo restarts its time at 0, the twin adds the time
+of the episodes before (a reset is not a time jump for the nodes that follow /clock).
+
+Shutdown: ``main`` is the workspace's shared one (lawam_policy.nodes.main): signals only request a stop,
+``destroy_node`` stops and joins the simulation thread (which owns MuJoCo and the GL context) before the
+context is shut down, so nothing renders or publishes while the process tears down.
 """
 from __future__ import annotations
 
@@ -21,7 +26,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Pose, PoseStamped
 from lawam_msgs.msg import ActionChunk, ArmTrajectory
 from lawam_msgs.srv import Reset
@@ -32,6 +36,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from builtin_interfaces.msg import Time as TimeMsg
 
+from lawam_policy.nodes.main import main_for
+from lawam_policy.runtime import stamps
 from lawam_sim.experts import make_expert
 from lawam_sim.rendering import CameraRig
 from lawam_sim.scenes import make_scene
@@ -43,8 +49,8 @@ IMAGES = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=His
 
 
 def sim_stamp(t: float) -> TimeMsg:
-    sec = int(t)
-    return TimeMsg(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    """Sim time (s) -> stamp, through integer nanoseconds (1.9999999999 s is 2 s + 0 ns, not 1 s)."""
+    return stamps.fill_stamp(TimeMsg(), stamps.seconds_to_ns(t))
 
 
 def pose_msg(pos, quat_xyzw) -> Pose:
@@ -95,6 +101,7 @@ class TwinNode(Node):
         self._chunk_id = 0
         self._warned: set[str] = set()
         self.unknown_tasks: list[str] = []  # distinct tasks the scene could not judge, in arrival order
+        self._time_offset = 0.0  # sim time of the episodes before the current one: /clock never goes back
 
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE)
         self.success_pub = self.create_publisher(Bool, self.success_topic, RELIABLE)
@@ -176,6 +183,7 @@ class TwinNode(Node):
         """Sim thread (or before it starts) only. Returns (seed, instruction, note)."""
         seed = self.seeds.next() if seed < 0 else seed
         instruction, note = self._instruction_for(task)
+        self._time_offset += self.scene.time  # MuJoCo restarts at 0; the published clock continues
         self.scene.reset(seed, instruction)
         self.expert = make_expert(self.scene) if self.expert_on else None
         self._last_success = None
@@ -221,13 +229,17 @@ class TwinNode(Node):
             self.scene.set_target(arm, pos, quat)
 
     # ----- simulation thread ---------------------------------------------------------------------
+    def sim_time(self) -> float:
+        """The published (monotonic) sim time in s: earlier episodes + the scene's own time."""
+        return self._time_offset + self.scene.time
+
     def _sim_loop(self) -> None:
         try:
             self._run_sim()
         except Exception:  # noqa: BLE001
-            if self._running and rclpy.ok():
+            if self._running and self.context.ok():
                 raise
-            # publishing raced with shutdown (Ctrl-C / SIGTERM): nothing to report
+            # stopped while a publish was under way: nothing to report
         finally:
             self.rig.close()  # the GL context belongs to this thread: release it here, not in __del__
 
@@ -235,7 +247,7 @@ class TwinNode(Node):
         s = self.scene
         tick_steps = max(1, int(round(1.0 / (self.state_rate * s.dt))))
         self._rewound = True
-        while self._running and rclpy.ok():
+        while self._running and self.context.ok():
             self._drain_inbox()
             if self._rewound:  # start or reset: restart pacing and schedules from the new sim time
                 self._rewound = False
@@ -246,7 +258,7 @@ class TwinNode(Node):
                 next_expert = s.time + 1.0 / self.expert.control_hz
             s.step(tick_steps)
             now = s.time
-            stamp = sim_stamp(now)
+            stamp = sim_stamp(self.sim_time())
             if self.publish_clock:
                 self.clock_pub.publish(Clock(clock=stamp))
             self._publish_state(stamp)
@@ -270,7 +282,7 @@ class TwinNode(Node):
         s = self.scene
         action = self.expert.act(s)
         msg = ActionChunk()
-        msg.header.stamp = sim_stamp(s.time)
+        msg.header.stamp = sim_stamp(self.sim_time())
         msg.header.frame_id = s.frame_id
         msg.chunk_id = self._chunk_id
         self._chunk_id += 1
@@ -328,23 +340,15 @@ class TwinNode(Node):
         return m
 
     def destroy_node(self) -> None:
+        # The simulation thread must be gone before the context and the interpreter go: it renders (EGL)
+        # and publishes. A render takes tens of ms; the generous timeout only guards against a hang (the
+        # shared main then ends the process without finalising around the thread).
         self._running = False
         if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=10.0)
         super().destroy_node()
 
 
-def run(node_cls, args=None) -> None:
-    rclpy.init(args=args)
-    node = node_cls()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node._running = False
-        try:
-            node.destroy_node()
-        except KeyboardInterrupt:  # rclpy's SIGINT handler also raises it, possibly during the join
-            pass
-        rclpy.try_shutdown()
+def run(node_cls, args=None) -> int:
+    """The twins' main: the workspace's shared node main (exit code)."""
+    return main_for(node_cls)(args)

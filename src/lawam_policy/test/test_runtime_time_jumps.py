@@ -1,0 +1,161 @@
+"""Time that jumps or disagrees must never stall the runtime silently (issue 12, part 1).
+
+Instances: a bridge core with a running chunk ticked at t = 100 s when the clock jumps back to 0.01 s without
+a Reset (it used to return nothing on every tick, log nothing, count no hold and refuse the next chunk as
+out_of_order); the inference engine in the same situation (0 chunks, every frame dropped, still "running");
+stamps that lie far from the node's clock (waited for, or silently aged out)."""
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # before the package is installed
+
+from lawam_policy.action_layout import get_layout  # noqa: E402
+from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
+from lawam_policy.runtime.chunk import Chunk  # noqa: E402
+from lawam_policy.runtime.engine import EngineConfig, InferenceEngine  # noqa: E402
+from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
+from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
+from lawam_policy.runtime.sync import FrameSynchronizer  # noqa: E402
+
+DOWN = np.array([1.0, 0.0, 0.0, 0.0])
+HOME = [0.5, 0.0, 0.4]
+
+
+def chunk(obs, start=HOME, n=12, rate=10.0, cid=1, grip=0.0):
+    rows = [np.concatenate([np.asarray(start, float) + [0.001 * k, 0, 0], DOWN, [grip]]) for k in range(n)]
+    return Chunk.from_actions(np.array(rows), np.arange(n) / rate, get_layout("franka_panda"), obs, cid)
+
+
+def bridge(**kw):
+    log = []
+    cfg = BridgeConfig(limits=SafetyLimits(startup_ramp_s=0.5), **kw)
+    return BridgeCore(cfg, log=lambda level, msg: log.append((level, msg))), log
+
+
+def ticks(core, t0, t1, dt=0.001):
+    return [r for t in np.arange(t0, t1, dt) if (r := core.tick(float(t))) is not None]
+
+
+# ---- bridge core ------------------------------------------------------------------------------------
+def test_bridge_clock_jumping_back_without_reset_holds_counts_and_restarts():
+    core, log = bridge()
+    core.on_measured_pose(0, HOME, DOWN)
+    assert core.on_chunk(chunk(100.0), 100.0)
+    assert ticks(core, 100.0, 100.5)[-1].hold_reason is None  # following the chunk at t = 100 s
+    # the ROS clock jumps back to 0.01 s (a twin reset, a looping bag); nobody calls reset()
+    r = core.tick(0.01)
+    assert r is not None, "a tick after the jump must not return nothing"
+    assert core.events["time_jump"] == 1
+    assert any(level == "warn" and "jumped by -" in msg for level, msg in log)  # logged, with its size
+    # like a Reset: holds, waits for a measured pose taken after the jump, then the start-up check
+    assert r.hold_reason == "no_measured_pose" and core.holds["no_measured_pose"] >= 1
+    assert ticks(core, 0.011, 0.05)[-1].hold_reason == "no_measured_pose"
+    core.on_measured_pose(0, HOME, DOWN)
+    assert ticks(core, 0.05, 0.06)[-1].hold_reason == "startup"
+    far = chunk(0.06, start=[0.5, 0.3, 0.4], cid=2)
+    assert not core.on_chunk(far, 0.06) and core.rejections["too_far_from_measured"] == 1
+    # the next chunk on the new time line is accepted (not refused as out_of_order) and executed
+    assert core.on_chunk(chunk(0.07, cid=3), 0.07)
+    assert "out_of_order" not in core.rejections
+    assert ticks(core, 0.07, 0.3)[-1].hold_reason is None
+    assert core.events["time_jump"] == 1  # counted once
+
+
+def test_bridge_time_jump_entry_from_the_node_counts_once_and_small_backsteps_only_stall():
+    core, _ = bridge(time_jump_threshold_s=1.0)
+    core.on_measured_pose(0, HOME, DOWN)
+    ticks(core, 50.0, 50.01)
+    assert core.tick(49.9995) is None and core.events == {}  # sub-threshold step back: wait for time to pass
+    core.time_jump(-40.0)  # what the node's rclpy jump callback does
+    core.on_measured_pose(0, HOME, DOWN)
+    assert core.tick(10.0).hold_reason == "startup" and core.events["time_jump"] == 1
+    assert core.status()["events"] == {"time_jump": 1}
+
+
+def test_chunk_stamped_far_ahead_of_the_clock_is_refused_by_name_not_waited_for():
+    core, log = bridge(stamp_tolerance_s=2.0)
+    core.on_measured_pose(0, HOME, DOWN)
+    core.tick(10.0)
+    assert not core.on_chunk(chunk(100.0), 10.0)  # stamped 90 s in the future
+    assert core.rejections["stamp_ahead_of_clock"] == 1
+    assert any("ahead of this node's clock" in msg for _, msg in log)
+    assert core.on_chunk(chunk(10.5, cid=2), 10.0)  # within the tolerance: accepted
+
+
+def test_no_gripper_command_before_the_first_accepted_chunk_unless_asked():
+    core, _ = bridge()
+    core.on_measured_pose(0, HOME, DOWN)
+    assert not any(r.gripper_active for r in ticks(core, 1.0, 1.2))  # start-up: the hand is left alone
+    assert core.on_chunk(chunk(1.2, grip=0.0), 1.2)
+    after = ticks(core, 1.2, 1.3)
+    assert all(r.gripper_active for r in after) and after[-1].commands[0].gripper == 0.0
+    core.reset()  # and again after a Reset / time jump, until the next accepted chunk
+    core.on_measured_pose(0, HOME, DOWN)
+    assert not any(r.gripper_active for r in ticks(core, 1.3, 1.4))
+    asked, _ = bridge(initial_gripper=1.0)  # explicitly requested (sim only)
+    asked.on_measured_pose(0, HOME, DOWN)
+    r = asked.tick(1.0)
+    assert r.gripper_active and r.commands[0].gripper == 1.0
+
+
+# ---- synchroniser and engine -------------------------------------------------------------------------
+def test_frames_inconsistent_with_the_clock_are_refused_by_reason():
+    s = FrameSynchronizer(["cam"], clock_tolerance_s=2.0)
+    assert s.add("cam", 150.0, "future", now=100.0) == "stamp_ahead_of_clock"
+    assert s.add("cam", 90.0, "ancient", now=100.0) == "stamp_behind_clock"
+    assert s.add("cam", 99.5, "ok", now=100.0) is None
+    assert s.add("cam", 150.0, "no clock yet", now=0.0) is None  # ROS time not active yet: not judged
+    assert dict(s.rejections) == {"stamp_ahead_of_clock": 1, "stamp_behind_clock": 1}
+
+
+class Clock:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def test_engine_keeps_producing_chunks_after_the_clock_jumps_back():
+    clock = Clock(100.0)
+    sync = FrameSynchronizer(["cam"])
+    chunks, log = [], []
+    eng = InferenceEngine(FakePredictor(clock=clock), sync, clock, lambda c, p: chunks.append(c),
+                          EngineConfig(control_rate_hz=10.0), log=lambda level, msg: log.append((level, msg)))
+    eng.set_task("go")
+    for k in range(30):  # 3 s at 10 Hz frames around t = 100 s
+        clock.t = 100.0 + 0.1 * k
+        sync.add("cam", clock.t, "f")
+        eng.step()
+    before = len(chunks)
+    assert before >= 2 and eng.state == "running"
+    # the clock jumps back to 0.01 s; frames now carry the new time line
+    produced_after = []
+    for k in range(30):
+        clock.t = 0.01 + 0.1 * k
+        sync.add("cam", clock.t, "g")
+        if eng.step():
+            produced_after.append(chunks[-1].obs_stamp)
+    assert produced_after and produced_after[0] < 1.0, "no chunk after the jump"
+    assert eng.events["time_jump"] == 1
+    assert any(level == "warn" and "clock jumped by -" in msg for level, msg in log)
+    assert eng.status()["events"] == {"time_jump": 1}
+
+
+def test_engine_time_jump_entry_clears_sync_latency_and_running_chunk():
+    clock = Clock(100.0)
+    sync = FrameSynchronizer(["cam"])
+    eng = InferenceEngine(FakePredictor(clock=clock), sync, clock, lambda c, p: None,
+                          EngineConfig(control_rate_hz=10.0, initial_latency_s=0.5))
+    eng.set_task("go")
+    sync.add("cam", 100.0, "a")
+    sync.add("cam", 100.05, "b")
+    assert eng.step() and eng.chunk_end() is not None
+    eng._latencies.append(3.0)
+    eng.time_jump(+5.0)
+    assert eng.chunk_end() is None and eng.latency_estimate_s == pytest.approx(0.5)
+    assert sync.frame_interval_s == 0.0 and sync.newest_stamp() is None
+    assert eng.events["time_jump"] == 1
