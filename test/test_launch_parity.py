@@ -229,7 +229,8 @@ def test_fr3_profile_needs_hardware_and_sets_frames_and_gripper_names():
     from lawam_bringup.systems import ArgumentError
     with pytest.raises(ArgumentError, match="use_sim:=false"):
         SYSTEMS["franka_pick_place"].resolve({"robot_profile": "fr3"})
-    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "robot_profile": "fr3"})}
+    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "checkpoint": "/ckpt",
+                                                                      "robot_profile": "fr3"})}
     assert nodes["franka_bridge"].param_files == ("franka_bridge.yaml", "franka_bridge_fr3.yaml")
     assert nodes["policy_node"].parameters["frame_id"] == "fr3_link0"
     fr3 = yaml.safe_load(open(os.path.join(config_dir(), "franka_bridge_fr3.yaml")))["franka_bridge"]["ros__parameters"]
