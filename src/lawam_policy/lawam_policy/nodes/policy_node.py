@@ -28,7 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from ..action_layout import get_layout
-from ..runtime.checkpoint_fit import camera_roles_for, check_fit
+from ..runtime.checkpoint_fit import camera_roles_for, check_fit, control_rate_for
 from ..runtime.engine import EngineConfig, InferenceEngine
 from ..runtime.health import PolicyHealth
 from ..runtime.heatmap import colorize, similarity_map
@@ -104,7 +104,8 @@ class PolicyNode(Node):
         seed = p("seed", -1, "sampling seed per chunk; negative: random")
         config = EngineConfig(
             embodiment=self.embodiment,
-            control_rate_hz=p("control_rate_hz", 15.0, "f_b of the chunks (Hz)"),
+            control_rate_hz=p("control_rate_hz", 0.0, "f_b of the chunks (Hz); 0: the rate the checkpoint "
+                                                      "was trained at (15 Hz if it records none)"),
             horizon_s=p("horizon_s", 0.0, "chunk horizon (s); 0: the model's"),
             execution_delay_s=p("execution_delay_s", 0.0, "same value as the bridges' execution_delay_s"),
             latency_margin_s=p("latency_margin_s", 0.05, "start the next inference this much earlier (s)"),
@@ -184,6 +185,12 @@ class PolicyNode(Node):
         self._start_engine(predictor)
 
     def _start_engine(self, predictor) -> None:
+        cfg = self._engine_config
+        cfg.control_rate_hz, warning = control_rate_for(getattr(predictor, "config", None), self.embodiment,
+                                                        cfg.control_rate_hz)
+        if warning:
+            self.get_logger().warning(warning)
+        self.get_logger().info(f"chunks at {cfg.control_rate_hz:g} Hz")
         engine = InferenceEngine(predictor, self.sync, self.now_s, self._on_chunk, self._engine_config,
                                  decode=self._decode, layout=self.layout, log=logger_fn(self))
         engine.set_task(self._initial_task)

@@ -47,3 +47,23 @@ def check_fit(config, embodiment: str, roles: list[str], source: str) -> None:
     if len(roles) > len(trained) or list(roles) != trained[:len(roles)]:
         raise CheckpointMismatch(f"checkpoint {source} takes the cameras {trained} in this order, this node "
                                  f"gives {list(roles)} (camera_topics / camera_roles / primary_camera)")
+
+
+# Chunk rate of a model that records no training rate (checkpoints from before rates were recorded).
+FALLBACK_CONTROL_RATE_HZ = 15.0
+
+
+def control_rate_for(config, embodiment: str, requested_hz: float) -> tuple[float, str | None]:
+    """The chunk rate f_b to query the model at, and a warning (or None).
+
+    `requested_hz` <= 0 means "the checkpoint's": the first rate it was trained at for `embodiment`
+    (LaWAMConfig.control_rates_hz), or FALLBACK_CONTROL_RATE_HZ when it records none. A requested rate the
+    checkpoint never saw is used, with a warning: its action tokens sit at times k / f_b it was not trained on."""
+    trained = [float(r) for r in (getattr(config, "control_rates_hz", {}) or {}).get(embodiment, [])]
+    if requested_hz <= 0:
+        return (trained[0], None) if trained else (FALLBACK_CONTROL_RATE_HZ, None)
+    if trained and all(abs(requested_hz - r) > 1e-6 for r in trained):
+        return requested_hz, (f"control_rate_hz {requested_hz:g} Hz: this checkpoint was trained at "
+                              f"{', '.join(f'{r:g}' for r in trained)} Hz; chunks at an unseen rate are usually worse "
+                              f"(set control_rate_hz to 0 for the trained rate)")
+    return requested_hz, None
