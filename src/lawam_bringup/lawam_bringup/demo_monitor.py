@@ -2,7 +2,8 @@
 
 Outputs in `output_dir`: summary.json (chunks, commands, latencies, seams, safety, episodes),
 camera.mp4 (the primary camera), trajectory.png (EEF x/y/z over time, chunk arrivals marked) and
-subgoal_heatmap.png (the last heatmap the policy published).
+subgoal_heatmap.png (the policy's subgoal heatmap that arrived while the arm moved fastest, over the camera
+frame of that moment).
 """
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ class DemoRecord:
             self.seeds.append(stats.get("seed"))
         self.twin_refusals = dict(stats.get("refusals", {}))
 
+    def eef_speed(self, window_s: float) -> float:
+        """Mean EEF speed (m/s) over the last `window_s` seconds of pose samples (0 with fewer than two)."""
+        if len(self.eef) < 2:
+            return 0.0
+        t1, *p1 = self.eef[-1]
+        i = len(self.eef) - 2
+        while i > 0 and t1 - self.eef[i][0] < window_s:
+            i -= 1
+        t0, *p0 = self.eef[i]
+        return float(np.linalg.norm(np.subtract(p1, p0)) / (t1 - t0)) if t1 > t0 else 0.0
+
     def summary(self) -> dict:
         bridges = self.bridges.values()
         return {
@@ -108,7 +120,12 @@ def main(args=None) -> int:
             self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
             self.record = DemoRecord(self.system)
             self._last_frame = -1e9
+            # The heatmap kept is the one that arrived while the arm moved fastest, with the camera frame of
+            # that moment: a heatmap of an arm at rest (the end of a solved episode) shows little.
             self.heatmap: np.ndarray | None = None
+            self.heatmap_frame: np.ndarray | None = None
+            self.heatmap_speed = -1.0
+            self._latest_frame: np.ndarray | None = None
             self.create_subscription(ActionChunk, "/lawam/action_chunk", lambda m: self.record.on_chunk(self._now()), 10)
             self.create_subscription(PolicyStatus, "/lawam/policy_status", lambda m: self.record.on_policy_status(
                 m.chunks_produced, m.last_inference_latency_ms), 10)
@@ -132,19 +149,24 @@ def main(args=None) -> int:
                 "holds": counts(m.holds), "clamps": counts(m.clamps), "rejections": counts(m.rejections)})
 
         def _on_image(self, m):
+            try:
+                self._latest_frame = image_msg_to_rgb(m)
+            except ValueError:
+                return
             t = self._now()
             if t - self._last_frame >= self.frame_period:
                 self._last_frame = t
-                try:
-                    self.record.frames.append(image_msg_to_rgb(m))
-                except ValueError:
-                    pass
+                self.record.frames.append(self._latest_frame)
 
         def _on_heatmap(self, m):
+            speed = self.record.eef_speed(window_s=0.3)
+            if speed < self.heatmap_speed:
+                return
             try:
                 self.heatmap = image_msg_to_rgb(m)
             except ValueError:
-                pass
+                return
+            self.heatmap_speed, self.heatmap_frame = speed, self._latest_frame
 
         def _on_eef(self, m):
             p = m.pose.position
@@ -161,7 +183,7 @@ def main(args=None) -> int:
                                     self.record.chunk_times)
             if self.heatmap is not None:
                 save_heatmap_overlay(os.path.join(self.output_dir, "subgoal_heatmap.png"), self.heatmap,
-                                     self.record.frames[-1] if self.record.frames else None)
+                                     self.heatmap_frame)
 
     def write(node) -> None:
         node.write()
