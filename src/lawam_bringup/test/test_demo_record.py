@@ -61,3 +61,14 @@ def test_heatmap_is_blended_over_the_camera_image(tmp_path):
     out = np.asarray(Image.open(tmp_path / "h.png"))
     assert out.shape == (56, 56, 3)
     assert tuple(out[0, 0]) == (177, 50, 50) and tuple(out[0, 55]) == (50, 50, 50)
+
+
+def test_eef_speed_over_a_window():
+    r = DemoRecord("franka_pick_place")
+    assert r.eef_speed(0.3) == 0.0
+    for k in range(11):  # 0.1 m/s along x for 1 s, sampled at 10 Hz, then at rest
+        r.eef.append((k * 0.1, 0.5 + 0.01 * k, 0.0, 0.3))
+    assert abs(r.eef_speed(0.3) - 0.1) < 1e-9
+    for k in range(11, 16):
+        r.eef.append((k * 0.1, 0.6, 0.0, 0.3))
+    assert r.eef_speed(0.3) == 0.0
