@@ -1,5 +1,9 @@
 """Message -> array conversions shared by the live recorder (rclpy messages) and the bag importer (rosbags
-messages): both expose the same field names, so the functions only rely on attributes."""
+messages): both expose the same field names, so the functions only rely on attributes.
+
+Every numeric field that goes into a dataset is checked finite here (:func:`require_finite`; ConversionError
+names the field, the callers add topic and time), and images are decoded by the policy's decoder
+(:mod:`lawam_policy.runtime.images`), so the recorder, the bag import and the policy node agree."""
 from __future__ import annotations
 
 import math

@@ -11,6 +11,11 @@ replaces the shared metadata, ``meta/info.json`` last. A journal makes the commi
 opens the dataset next (writer or reader, :func:`recover`) rolls an interrupted commit back (or forward when
 ``info.json`` already counts the episode). A process killed while an episode is being recorded leaves only a
 staging directory, which the next writer deletes.
+
+Integrity: camera sizes the video encoder cannot take are refused when the store is created (before any
+episode starts; :func:`check_video_size`), ``add_frame`` refuses non-finite states/actions and images of
+another camera set, size or type (DatasetError naming frame and field), and no non-finite statistic is
+written to ``meta/stats.json``.
 """
 from __future__ import annotations
 
@@ -109,9 +114,9 @@ def check_video_size(height: int, width: int, vcodec: str, fps: int = 30, what: 
     """Refuse frames of height x width that the video encoder cannot take, before any frame is recorded.
 
     The encoder itself is asked (one black frame, encoded as LeRobot encodes episodes, in a child process;
-    the answer is cached), so every codec's own limits are caught; odd sizes get the rule spelled out: LeRobot encodes yuv420p, colour
-    at half resolution, and h264/hevc then need an even height and width. Raises DatasetError naming the size
-    and the rule."""
+    the answer is cached), so every codec's own limits are caught; odd sizes get the rule spelled out: LeRobot
+    encodes yuv420p, colour at half resolution, and h264/hevc then need an even height and width. Raises
+    DatasetError naming the size and the rule (``what`` names the camera or option)."""
     height, width = int(height), int(width)
     if height <= 0 or width <= 0:
         raise DatasetError(f"{what}: image size {height}x{width} (HxW) has no pixels")

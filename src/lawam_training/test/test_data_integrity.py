@@ -8,7 +8,8 @@ import pytest
 
 from lawam_policy.action_layout import get_layout
 from lawam_policy.runtime.images import ImageError, decode_image
-from lawam_training.conversions import ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb, pose_to_vec
+from lawam_training.conversions import (ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb,
+                                        pose_to_vec)
 from lawam_training.gaps import GAP_FRAMES, LiveGapMonitor, MaxAge, find_gaps, median_period_ns, split_at_gaps
 
 MS = 1_000_000
