@@ -271,9 +271,9 @@ class BagImporter:
                 recv, header = cam_times[key[7:]], cam_stamps[key[7:]]
             else:
                 recv, header = series[key].times, series[key].stamps
-            stamps, on_header = effective_stamps(header, recv)
+            stamps, _ = effective_stamps(header, recv)
             limit = self.max_age.for_topic(topic, median_period_ns(stamps), self.fps)
-            streams[topic] = dict(role=role, recv=recv, stamps=stamps, max_age=limit, on_header=on_header)
+            streams[topic] = dict(role=role, recv=recv, stamps=stamps, max_age=limit)
         return episodes, dict(series=series, cam_times=cam_times, streams=streams, origin=bag_start)
 
     def frame_times(self, ep: Episode, data) -> list[int]:

@@ -422,9 +422,11 @@ class RecorderNode(Node):
             res.success, res.episode_index, res.num_frames = True, indices[0], frames
             res.message = (f"episode {res.episode_index} committed: {frames} frames, "
                            f"{self._counters['dropped']} dropped, {time.monotonic() - t0:.1f} s to write")
-            if len(indices) > 1 or episode.gaps:
+            if len(indices) > 1:
                 res.message += (f"; split at stream gaps into episodes {indices} "
                                 f"({' + '.join(str(p.num_frames) for p in pieces)} frames): {'; '.join(episode.gaps)}")
+            elif episode.gaps:  # at the start or the end: frames were skipped, nothing to split
+                res.message += f"; frames skipped in stream gaps: {'; '.join(episode.gaps)}"
             self.get_logger().info(res.message)
             return res
 
