@@ -133,7 +133,8 @@ def check_video_size(height: int, width: int, vcodec: str, fps: int = 30, what: 
 
 def _finite_vector(values, key: str, names, frame: int) -> np.ndarray:
     """float32 vector of a state/action, or DatasetError naming the frame and every non-finite entry."""
-    arr = np.asarray(values, np.float32)  # (float64 beyond float32's range becomes inf here: caught too)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf here: caught below
+        arr = np.asarray(values, np.float32)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         labels = [f"{names[i] if names and i < len(names) else i} = {arr.reshape(-1)[i]}" for i in bad]

@@ -389,6 +389,7 @@ def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None
     created = False
     try:
         policy, plan, sources, info = prepare(settings, resume)
+        dist.barrier()  # every process has checked the (still empty) output before the main one writes to it
         _say(dist, info["how"])
         from .video_data import VideoClipDataset
         datasets = [d for d in sources if not isinstance(d, VideoClipDataset)]
