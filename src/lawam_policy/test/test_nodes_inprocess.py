@@ -304,7 +304,7 @@ def test_franka_gripper_actions_hysteresis_and_preemption(ctx):
 
 # ---- policy node ---------------------------------------------------------------------------------
 def image_msg(encoding, stamp, h=48, w=64):
-    ch = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "16UC1": 2}[encoding]
+    ch = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3, "16UC1": 2}[encoding]
     msg = Image(height=h, width=w, encoding=encoding, step=w * ch, data=bytes(h * w * ch))
     msg.header.stamp = sec_to_stamp(stamp)
     return msg
@@ -351,13 +351,15 @@ def test_policy_node_images_task_and_chunks(ctx):
     assert ctx.spin_until(lambda: heat)
     assert heat[0].encoding == "rgb8" and heat[0].width == 224
 
-    for enc in ("bgr8", "rgba8", "bgra8", "mono8"):  # every supported encoding reaches the model
+    for enc in ("bgr8", "rgba8", "bgra8", "mono8", "8UC1"):  # every supported encoding reaches the model
         n = len(pred.calls)
         publish_frames(enc)
         assert ctx.spin_until(lambda: len(pred.calls) > n), enc
     dropped = status[-1].frames_dropped
     publish_frames("16UC1")
     assert ctx.spin_until(lambda: status[-1].frames_dropped > dropped and "16UC1" in status[-1].last_error)
+    publish_frames("8UC3")  # no channel order: refused with the shared decoder's advice
+    assert ctx.spin_until(lambda: "'8UC3' is generic" in status[-1].last_error and "bgr8" in status[-1].last_error)
     # the primary camera delivers nothing usable: after camera_timeout_s the status says which camera
     assert ctx.spin_until(lambda: status[-1].state == PolicyStatus.STATE_WAITING_FOR_IMAGES)
     assert "/cam/a" in status[-1].state_detail

@@ -93,3 +93,86 @@ def test_subgoal_heatmap_similarity_and_colours():
     assert hot[0] == 255 and hot[2] == 0  # the most similar patch is red
     with pytest.raises(ValueError):
         similarity_map(cur, sub, 196)
+
+
+# ---- issue 13: one decoder, cv_bridge's semantics -------------------------------------------------
+def msg(encoding, pixels):
+    """A sensor_msgs/Image stand-in (the decoder reads fields only) of (H, W, C) bytes."""
+    from types import SimpleNamespace
+    h, w = pixels.shape[:2]
+    return SimpleNamespace(encoding=encoding, height=h, width=w, step=pixels[0].size, data=pixels.tobytes())
+
+
+RED_AS_BGR = np.tile(np.array([0, 0, 255], np.uint8), (2, 2, 1))  # issue 13's input: a BGR driver's red
+
+
+@pytest.mark.parametrize("encoding,advice", [("8UC3", "'bgr8' or 'rgb8'"), ("8UC4", "'bgra8' or 'rgba8'")])
+def test_generic_colour_encodings_are_refused_naming_what_to_set(encoding, advice):
+    from lawam_policy.runtime.images import check_image, decode_image
+    pixels = RED_AS_BGR if encoding == "8UC3" else np.concatenate([RED_AS_BGR, RED_AS_BGR[..., :1]], axis=2)
+    for call in (decode_image, check_image):
+        with pytest.raises(UnsupportedEncoding) as err:
+            call(msg(encoding, pixels))
+        assert f"{encoding!r} is generic" in str(err.value) and advice in str(err.value)
+    # declared as what it is, the same bytes are red
+    assert decode_image(msg("bgr8", RED_AS_BGR))[0, 0].tolist() == [255, 0, 0]
+
+
+def test_8UC1_is_grey_like_mono8():
+    from lawam_policy.runtime.images import decode_image
+    grey = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
+    out = decode_image(msg("8UC1", grey))
+    assert out.shape == (2, 3, 3) and np.array_equal(out, np.repeat(grey, 3, axis=2))
+    assert np.array_equal(out, decode_image(msg("mono8", grey)))
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "mono16", "32FC1", "bayer_rggb8", "yuv422", "8UC2", "rgb16", ""])
+def test_every_other_raw_encoding_is_refused_with_the_supported_list(encoding):
+    from lawam_policy.runtime.images import decode_image
+    with pytest.raises(UnsupportedEncoding, match="supported: rgb8, bgr8, rgba8, bgra8, mono8, 8UC1"):
+        decode_image(msg(encoding, np.zeros((2, 2, 2), np.uint8)))
+
+
+def png(array, mode=None):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,data,why", [
+    ("png", "grey16", "16-bit PNG"),                             # deep data behind an innocent format string
+    ("16UC1; png compressed ", "grey16", "'16UC1'"),
+    ("16UC1; compressedDepth png", "grey16", "depth image"),
+    ("8UC3; jpeg compressed bgr8", "jpeg", "'8UC3' is generic"),  # image_transport passes 8UC3 bytes as is
+    ("bgr16; png compressed bgr16", "grey16", "'bgr16'"),
+    ("h264", "jpeg", "unsupported compressed image format 'h264'"),
+])
+def test_compressed_images_that_are_not_8_bit_colour_or_grey_are_refused(fmt, data, why):
+    from lawam_policy.runtime.images import check_image, decode_image
+    from types import SimpleNamespace
+    if data == "grey16":
+        payload = png(np.full((4, 4), 40000, np.uint16))
+    else:
+        from PIL import Image
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="JPEG")
+        payload = buf.getvalue()
+    with pytest.raises(UnsupportedEncoding, match=why.replace("(", "\\(")):
+        decode_image(SimpleNamespace(format=fmt, data=payload))
+    if data != "grey16" or fmt != "png":  # the format string alone says so: refused before decoding too
+        with pytest.raises(UnsupportedEncoding):
+            check_image(SimpleNamespace(format=fmt, data=payload))
+
+
+@pytest.mark.parametrize("fmt", ["png", "bgr8; png compressed bgr8", "mono8; png compressed ", "8UC1; png"])
+def test_8_bit_compressed_colour_and_grey_decode(fmt):
+    from lawam_policy.runtime.images import decode_image
+    from types import SimpleNamespace
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 250
+    grey = np.full((4, 4), 77, np.uint8)
+    data = png(grey) if "mono8" in fmt or "8UC1" in fmt else png(rgb)
+    out = decode_image(SimpleNamespace(format=fmt, data=data))
+    assert out.shape == (4, 4, 3)
+    assert out[0, 0].tolist() == ([77] * 3 if data == png(grey) else [250, 0, 0])

@@ -3,15 +3,25 @@
     lawam-bag-to-lerobot BAG [BAG ...] --output DIR [--config topics.yaml] [--fps 15]
         [--embodiment franka_panda | --action-layout NAMES] [--camera NAME=TOPIC ...] [--pose ARM=TOPIC ...]
         [--gripper ARM=TOPIC ...] [--command-topic T | --actions-from-state] [--task-topic T] [--task TEXT]
-        [--marker-topic T] [--msg-path DIR ...] [--image-size HxW]
+        [--marker-topic T] [--msg-path DIR ...] [--image-size HxW] [--max-age [TOPIC=]SECONDS ...]
 
 Time synchronisation: frames lie on a grid of 1/fps from the moment every required topic has delivered a
 message; each frame takes, per topic, the latest message received at or before the frame time (bag receive
-time, the one clock all topics share). Episodes: one per bag, or split by ``--marker-topic`` (std_msgs/String
-"start"/"stop", std_msgs/Bool true/false; any other message type marks a boundary between episodes).
+time, the one clock all topics share). All times are integer nanoseconds (header stamps converted with
+``lawam_policy.runtime.stamps``): float seconds of an epoch time resolve only ~240 ns, and a message received
+exactly at a frame time must be that frame's. Episodes: one per bag, or split by ``--marker-topic``
+(std_msgs/String "start"/"stop", std_msgs/Bool true/false; any other message type marks a boundary).
 Actions are the teleop command (first step of the lawam_msgs/ActionChunk) or, with ``--actions-from-state``,
-the measured state of the next frame. Everything is checked before writing; the dataset appears at
-``--output`` only when complete (it is assembled in a hidden sibling directory and renamed).
+the measured state of the next frame.
+
+Nothing is filled or guessed: a non-finite value in any message used (NaN/inf pose, gripper, command) stops
+the import naming topic, time and field; images go through the policy's decoder (``lawam_policy.runtime.images``:
+8UC3 and other encodings without a channel order are refused); image sizes the video encoder cannot take are
+refused before anything is written. A topic that stops delivering for longer than its maximum message age
+(``--max-age``; default 3 median periods of the topic, at least 3 frame periods, on header stamps) splits the
+episode at the gap (see ``lawam_training.gaps`` for why split); the gaps are reported per episode at the end.
+Everything is checked before writing; the dataset appears at ``--output`` only when complete (it is assembled
+in a hidden sibling directory and renamed).
 """
 from __future__ import annotations
 
@@ -25,8 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lawam_policy.runtime.stamps import NS_PER_S, ns_to_seconds, stamp_to_ns
+
 from .conversions import ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb, pose_to_vec
-from .episode_store import DEFAULT_VCODEC, DatasetError, EpisodeStore, make_features
+from .episode_store import DEFAULT_VCODEC, DatasetError, EpisodeStore, check_video_size, make_features
+from .gaps import Gap, MaxAge, effective_stamps, find_gaps, median_period_ns, split_at_gaps
 from .topics import TopicConfig, load_yaml_mapping, make_config
 
 
@@ -83,16 +96,37 @@ def _with_dependencies(names, typestore) -> set:
     return out
 
 
-def _series(reader, topic, convert):
-    """[(t_ns, value)] of a (small) topic, deserialised and converted."""
+def _header_ns(msg) -> int:
+    header = getattr(msg, "header", None)
+    return stamp_to_ns(header.stamp) if header is not None else 0
+
+
+def _where(topic, t, origin, stamp) -> str:
+    """Topic and time of a message, for errors: receive time into the bag, absolute ns, header stamp."""
+    return (f"topic {topic}, message received {ns_to_seconds(t - origin):.3f} s into the bag (t = {t} ns, "
+            f"header stamp {stamp} ns)")
+
+
+def _series(reader, topic, convert, origin=0):
+    """_Series of a (small) topic: (receive t_ns, converted value) with the header stamps alongside.
+
+    A message that does not convert, or converts to anything non-finite, stops the import naming the topic,
+    the time and the field: nothing non-finite enters a dataset (ImportErrorBag)."""
     conns = [c for c in reader.connections if c.topic == topic]
-    out = []
+    out, stamps = [], []
     for conn, t, raw in reader.messages(connections=conns):
+        msg = reader.deserialize(raw, conn.msgtype)
+        stamp = _header_ns(msg)
         try:
-            out.append((t, convert(reader.deserialize(raw, conn.msgtype))))
+            value = convert(msg)
         except ConversionError as e:
-            raise ImportErrorBag(f"topic {topic}: {e}") from None
-    return out
+            raise ImportErrorBag(f"{_where(topic, t, origin, stamp)}: {e}") from None
+        # (a converter that forgot a field must not let NaN through either)
+        if isinstance(value, (float, np.ndarray)) and not np.all(np.isfinite(value)):
+            raise ImportErrorBag(f"{_where(topic, t, origin, stamp)}: non-finite value {np.asarray(value).tolist()}")
+        out.append((t, value))
+        stamps.append(stamp)
+    return _Series(out, stamps)
 
 
 def _latest(series, t):
@@ -102,11 +136,13 @@ def _latest(series, t):
 
 
 class _Series(list):
-    """[(t_ns, value)] in time order, with the times alongside for bisection."""
+    """[(t_ns, value)] in time order, with the (receive) times alongside for bisection and the header
+    stamps (ns; 0 where a message has none)."""
 
-    def __init__(self, items):
+    def __init__(self, items, stamps=None):
         super().__init__(items)
         self.times = [t for t, _ in items]
+        self.stamps = list(stamps) if stamps is not None else [0] * len(items)
 
 
 def _marker_segments(markers, end_ns):
@@ -141,11 +177,28 @@ def _marker_value(msg):
 
 class BagImporter:
     def __init__(self, cfg: TopicConfig, fps: int, typestore, task: str | None = None,
-                 marker_topic: str | None = None, image_size=None, vcodec: str = DEFAULT_VCODEC):
+                 marker_topic: str | None = None, image_size=None, vcodec: str = DEFAULT_VCODEC,
+                 max_age: MaxAge | None = None):
         self.cfg, self.fps, self.typestore = cfg, int(fps), typestore
         self.task, self.marker_topic, self.image_size, self.vcodec = task, marker_topic, image_size, vcodec
+        self.max_age = max_age or MaxAge()
+        self.report: list[tuple[str, list[str]]] = []  # (source episode, lines) of episodes with gaps
         if self.fps <= 0:
             raise ImportErrorBag(f"--fps must be positive, got {fps}")
+        if image_size is not None:  # refused now, not after the bags have been read
+            try:
+                check_video_size(image_size[0], image_size[1], vcodec, self.fps, "--image-size")
+            except DatasetError as e:
+                raise ImportErrorBag(str(e)) from None
+
+    def gap_topics(self) -> dict[str, str]:
+        """topic -> role of the streams a frame holds (cameras, poses, grippers, command)."""
+        roles = {t: f"camera {n}" for n, t in self.cfg.cameras.items()}
+        roles.update({t: f"pose of arm {a}" for a, t in self.cfg.poses.items()})
+        roles.update({t: f"gripper of arm {a}" for a, t in self.cfg.grippers.items()})
+        if self.cfg.command_topic:
+            roles[self.cfg.command_topic] = "teleop command"
+        return roles
 
     def required_topics(self) -> dict[str, str]:
         roles = self.cfg.all_topics()
@@ -172,6 +225,7 @@ class BagImporter:
         reader = _open_reader(path, self.typestore)
         try:
             self.check_bag(reader, path)
+            origin = reader.start_time
             lay = self.cfg.layout
             small = {f"pose:{a}": (t, pose_to_vec) for a, t in self.cfg.poses.items()}
             small.update({f"gripper:{a}": (t, lambda m: gripper_from_joint_state(m, self.cfg.gripper_max_width))
@@ -182,11 +236,14 @@ class BagImporter:
                 small["task"] = (self.cfg.task_topic, lambda m: m.data)
             if self.marker_topic:
                 small["marker"] = (self.marker_topic, _marker_value)
-            series = {k: _Series(_series(reader, topic, conv)) for k, (topic, conv) in small.items()}
-            cam_times = {}
+            series = {k: _series(reader, topic, conv, origin) for k, (topic, conv) in small.items()}
+            cam_times, cam_stamps = {}, {}
             for name, topic in self.cfg.cameras.items():
                 conns = [c for c in reader.connections if c.topic == topic]
-                cam_times[name] = [t for _, t, _ in reader.messages(connections=conns)]
+                cam_times[name], cam_stamps[name] = [], []
+                for conn, t, raw in reader.messages(connections=conns):
+                    cam_times[name].append(t)
+                    cam_stamps[name].append(_header_ns(reader.deserialize(raw, conn.msgtype)))
             bag_start, bag_end = reader.start_time, reader.end_time
         finally:
             reader.close()
@@ -204,7 +261,20 @@ class BagImporter:
             if not task or not str(task).strip():
                 raise ImportErrorBag(f"{label}: no task (nothing on {self.cfg.task_topic}); pass --task")
             episodes.append(Episode(path, a, b, str(task), label))
-        return episodes, dict(series=series, cam_times=cam_times)
+        # Per gap-checked topic: receive times, the times its age is measured on, and its maximum age.
+        streams = {}
+        by_topic = {t: f"camera:{n}" for n, t in self.cfg.cameras.items()}
+        by_topic.update({t: k for k, (t, _) in small.items() if k not in ("task", "marker")})
+        for topic, role in self.gap_topics().items():
+            key = by_topic[topic]
+            if key.startswith("camera:"):
+                recv, header = cam_times[key[7:]], cam_stamps[key[7:]]
+            else:
+                recv, header = series[key].times, series[key].stamps
+            stamps, _ = effective_stamps(header, recv)
+            limit = self.max_age.for_topic(topic, median_period_ns(stamps), self.fps)
+            streams[topic] = dict(role=role, recv=recv, stamps=stamps, max_age=limit)
+        return episodes, dict(series=series, cam_times=cam_times, streams=streams, origin=bag_start)
 
     def frame_times(self, ep: Episode, data) -> list[int]:
         """The grid: starts once every required stream has a sample, ends at the episode end."""
@@ -219,9 +289,9 @@ class BagImporter:
         lasts = [s.times[-1] for k, s in data["series"].items() if k not in ("task", "command")]
         lasts += [ts[-1] for ts in data["cam_times"].values()]
         end = min([ep.end_ns] + lasts)
-        step = 1e9 / self.fps
-        n = int(np.floor((end - start) / step)) + 1 if end >= start else 0
-        times = [int(round(start + k * step)) for k in range(n)]
+        # integer ns: frame k at start + k * 1e9 / fps rounded to the nearest ns, exactly
+        n = (end - start) * self.fps // NS_PER_S + 1 if end >= start else 0
+        times = [start + (2 * k * NS_PER_S + self.fps) // (2 * self.fps) for k in range(n)]
         if self.marker_topic:
             times = [t for t in times if t < ep.end_ns]  # the stop marker ends the episode
         need = 2 if not self.cfg.command_topic else 1
@@ -244,8 +314,49 @@ class BagImporter:
             parts += [pose, [1.0 if g is None else g]]
         return np.concatenate(parts)
 
-    def write_episode(self, store_factory, ep: Episode, data) -> int:
+    def episode_gaps(self, ep: Episode, data, times: list[int]) -> list[Gap]:
+        """Gaps of every held stream that would put stale data into a frame of ``times``: two consecutive
+        messages too far apart, or the stream's last message too long before the episode's last frame."""
+        out = []
+        for topic, st in data["streams"].items():
+            limit = st["max_age"]
+            if limit is None:
+                continue
+            for g in find_gaps(topic, st["role"], st["stamps"], st["recv"], limit):
+                if g.recv_from_ns < times[-1] and g.recv_to_ns > times[0]:
+                    out.append(g)
+            i = bisect.bisect_right(st["recv"], times[-1]) - 1
+            if i >= 0 and times[-1] - st["recv"][i] > limit and (i + 1 >= len(st["recv"]) or
+                                                                  st["recv"][i + 1] > ep.end_ns):
+                out.append(Gap(topic, st["role"], times[-1] - st["recv"][i], limit, st["recv"][i], None))
+        return sorted(out, key=lambda g: g.recv_from_ns)
+
+    def write_episode(self, store_factory, ep: Episode, data) -> list[int]:
+        """Write one source episode: one dataset episode, or one per piece between gaps. Returns the
+        dataset episode indices."""
         times = self.frame_times(ep, data)
+        gaps = self.episode_gaps(ep, data, times)
+        need = 2 if not self.cfg.command_topic else 1
+        written, lines = [], []
+        for run in split_at_gaps(times, gaps):
+            if len(run) < need:
+                lines.append(f"  {len(run)} frame(s) at {ns_to_seconds(run[0] - data['origin']):.3f} s between gaps: "
+                             "too short, left out")
+                continue
+            index = self._write_piece(store_factory, ep, data, run)
+            written.append(index)
+            if gaps:
+                lines.append(f"  -> dataset episode {index}: {len(run) - (need - 1)} frames from "
+                             f"{ns_to_seconds(run[0] - data['origin']):.3f} s to "
+                             f"{ns_to_seconds(run[-1] - data['origin']):.3f} s")
+        if gaps:
+            self.report.append((ep.label, [f"  gap: {g.describe(data['origin'])}" for g in gaps] + lines))
+        if not written:
+            raise ImportErrorBag(f"{ep.label}: no frames outside the gaps: "
+                                 + "; ".join(g.describe(data["origin"]) for g in gaps))
+        return written
+
+    def _write_piece(self, store_factory, ep: Episode, data, times: list[int]) -> int:
         states = [self.state_at(data, t) for t in times]
         if self.cfg.command_topic:
             cmds = [_latest(data["series"]["command"], t) for t in times]
@@ -283,14 +394,18 @@ class BagImporter:
                 out = {}
                 for name in self.cfg.cameras:
                     if name not in latest:
-                        raise ImportErrorBag(f"{ep.label}: camera {name} has no image in the {LOOKBACK_NS / 1e9:.0f} s "
-                                             f"before frame time {t / 1e9:.3f}")
+                        raise ImportErrorBag(f"{ep.label}: camera {name} has no image in the "
+                                             f"{ns_to_seconds(LOOKBACK_NS):.0f} s before frame time "
+                                             f"{ns_to_seconds(t):.3f}")
                     conn, raw, tm = latest[name]
                     if decoded.get(name, (None,))[0] != tm:  # decode each message at most once
+                        msg = reader.deserialize(raw, conn.msgtype)
                         try:
-                            img = image_to_rgb(reader.deserialize(raw, conn.msgtype), self.image_size)
+                            img = image_to_rgb(msg, self.image_size)
                         except ConversionError as e:
-                            raise ImportErrorBag(f"{ep.label}: camera {name}: {e}") from None
+                            raise ImportErrorBag(f"{ep.label}: camera {name}, "
+                                                 f"{_where(conn.topic, tm, reader.start_time, _header_ns(msg))}: "
+                                                 f"{e}") from None
                         decoded[name] = (tm, img)
                     out[name] = decoded[name][1]
                 return out
@@ -340,21 +455,27 @@ def import_bags(bags, output, importer: BagImporter) -> int:
 
     def store_factory(shapes):
         if "store" not in stores:
-            stores["store"] = EpisodeStore(tmp, importer.fps, make_features(lay, shapes), lay.embodiment,
-                                           importer.vcodec)
+            try:
+                stores["store"] = EpisodeStore(tmp, importer.fps, make_features(lay, shapes), lay.embodiment,
+                                               importer.vcodec)
+            except DatasetError as e:  # e.g. a camera size the video encoder cannot take
+                raise ImportErrorBag(f"{e}; --image-size HxW resizes every camera") from None
         elif any(tuple(stores["shapes"][n]) != tuple(s) for n, s in shapes.items()):
             raise ImportErrorBag(f"image sizes {shapes} differ from the first episode's {stores['shapes']}; "
                                  "pass --image-size HxW")
         stores.setdefault("shapes", shapes)
         return stores["store"]
 
-    n = 0
+    n = sources = 0
     try:
         for episodes, data in plans:
             for ep in episodes:
-                importer.write_episode(store_factory, ep, data)
-                n += 1
-                print(f"{ep.label}: written as episode {n - 1} ({ep.task!r})", flush=True)
+                indices = importer.write_episode(store_factory, ep, data)
+                n += len(indices)
+                sources += 1
+                which = f"episode {indices[0]}" if len(indices) == 1 else f"episodes {indices} (split at gaps)"
+                print(f"{ep.label}: written as {which} ({ep.task!r})", flush=True)
+        print_gap_report(importer.report, sources)
         shutil.rmtree(tmp / ".lawam_staging", ignore_errors=True)
         if output.exists():
             output.rmdir()
@@ -362,6 +483,19 @@ def import_bags(bags, output, importer: BagImporter) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return n
+
+
+def print_gap_report(report, sources: int) -> None:
+    """Per source episode with gaps: each gap (topic, span, max age) and the dataset episodes written."""
+    if not report:
+        print(f"gap report: no stream gaps in {sources} episode(s)", flush=True)
+        return
+    print(f"gap report: {len(report)} of {sources} episode(s) had stream gaps (no frame is taken inside a gap; "
+          "the episode is split there; --max-age sets the limits):", flush=True)
+    for label, lines in report:
+        print(f"{label}:", flush=True)
+        for line in lines:
+            print(line, flush=True)
 
 
 def _parse_size(text):
@@ -395,6 +529,10 @@ def build_parser():
     ap.add_argument("--marker-topic", help="split episodes on this topic")
     ap.add_argument("--msg-path", action="append", default=[], metavar="DIR", help="extra .msg definitions")
     ap.add_argument("--image-size", metavar="HxW", help="resize all cameras")
+    ap.add_argument("--max-age", action="append", metavar="[TOPIC=]SECONDS",
+                    help="maximum message age (header stamps) before a stream counts as stopped and the episode "
+                         "is split; bare: every topic; 'off': no limit (default: 3 median periods of the topic, at "
+                         "least 3 frame periods)")
     ap.add_argument("--vcodec", default=DEFAULT_VCODEC)
     return ap
 
@@ -412,7 +550,8 @@ def main(argv=None) -> int:
                           pick(args.task_topic, "task_topic"), y.get("gripper_max_width"))
         importer = BagImporter(cfg, pick(args.fps, "fps", 15), build_typestore(args.msg_path),
                                task=pick(args.task, "task"), marker_topic=pick(args.marker_topic, "marker_topic"),
-                               image_size=_parse_size(pick(args.image_size, "image_size")), vcodec=args.vcodec)
+                               image_size=_parse_size(pick(args.image_size, "image_size")), vcodec=args.vcodec,
+                               max_age=MaxAge.parse(pick(args.max_age, "max_age")))
         n = import_bags(args.bags, args.output, importer)
     except (ImportErrorBag, DatasetError, ValueError) as e:
         print(f"lawam-bag-to-lerobot: error: {e}", file=sys.stderr)

@@ -1,13 +1,17 @@
 """Message -> array conversions shared by the live recorder (rclpy messages) and the bag importer (rosbags
-messages): both expose the same field names, so the functions only rely on attributes."""
+messages): both expose the same field names, so the functions only rely on attributes.
+
+Every numeric field that goes into a dataset is checked finite here (:func:`require_finite`; ConversionError
+names the field, the callers add topic and time), and images are decoded by the policy's decoder
+(:mod:`lawam_policy.runtime.images`), so the recorder, the bag import and the policy node agree."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 
 from lawam_policy.action_layout import ActionLayout
+from lawam_policy.runtime.images import ImageError, decode_image
 
 
 class ConversionError(ValueError):
@@ -15,56 +19,51 @@ class ConversionError(ValueError):
 
 
 def image_to_rgb(msg, size: tuple[int, int] | None = None) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) or CompressedImage -> (H, W, 3) uint8 RGB.
+    """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB through the one decoder
+    (:mod:`lawam_policy.runtime.images`, which the policy node uses too: same encodings, same refusals).
 
-    ``size`` = (height, width) resizes (bilinear) when the image differs from it."""
-    if hasattr(msg, "encoding"):
-        enc = msg.encoding.lower()
-        channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "8uc3": 3}.get(enc)
-        if channels is None:
-            raise ConversionError(f"unsupported image encoding {msg.encoding!r} (expected rgb8, bgr8, rgba8, "
-                                  "bgra8 or mono8)")
-        h, w, step = int(msg.height), int(msg.width), int(msg.step)
-        buf = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
-        if buf.size < h * step or step < w * channels:
-            raise ConversionError(f"image data has {buf.size} bytes, expected {h} rows of {step} bytes")
-        img = buf[:h * step].reshape(h, step)[:, :w * channels].reshape(h, w, channels)
-        if channels == 1:
-            img = np.repeat(img, 3, axis=2)
-        elif enc.startswith("bgr"):
-            img = img[:, :, 2::-1]
-        else:
-            img = img[:, :, :3]
-    else:  # CompressedImage
-        from PIL import Image
-        img = np.asarray(Image.open(io.BytesIO(bytes(memoryview(msg.data)))).convert("RGB"))
+    ``size`` = (height, width) resizes (bilinear) when the image differs from it. Raises ConversionError."""
+    try:
+        img = decode_image(msg)
+    except ImageError as e:
+        raise ConversionError(str(e)) from None
     if size is not None and img.shape[:2] != tuple(size):
         from PIL import Image
         img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size[1], size[0]), Image.BILINEAR))
     return np.ascontiguousarray(img)
 
 
+def require_finite(values: dict) -> None:
+    """{field name: number} -> ConversionError naming every non-finite field (NaN, inf), else nothing.
+
+    Every numeric field a conversion puts into a dataset goes through here; callers add topic and time."""
+    bad = [f"{name} = {float(v)}" for name, v in values.items() if not math.isfinite(float(v))]
+    if bad:
+        raise ConversionError(f"non-finite {', '.join(bad)}")
+
+
 def pose_to_vec(pose) -> np.ndarray:
     """geometry_msgs/Pose (or PoseStamped) -> (7,) x, y, z, qx, qy, qz, qw with a unit quaternion."""
     pose = getattr(pose, "pose", pose)
     p, q = pose.position, pose.orientation
+    require_finite({f"pose.position.{a}": getattr(p, a) for a in "xyz"}
+                   | {f"pose.orientation.{a}": getattr(q, a) for a in "xyzw"})
     quat = np.array([q.x, q.y, q.z, q.w], np.float64)
     n = np.linalg.norm(quat)
     if not math.isfinite(n) or n < 1e-6:
         raise ConversionError(f"pose has an invalid quaternion {quat.tolist()}")
-    vec = np.concatenate([[p.x, p.y, p.z], quat / n])
-    if not np.all(np.isfinite(vec)):
-        raise ConversionError(f"pose is not finite: {vec.tolist()}")
-    return vec
+    return np.concatenate([[p.x, p.y, p.z], quat / n])
 
 
 def gripper_from_joint_state(msg, max_width: float = 0.08) -> float:
     """Franka hand sensor_msgs/JointState: each finger joint is at width / 2 -> opening width / max_width."""
     pos = list(msg.position)
     names = list(msg.name)
-    fingers = [p for n, p in zip(names, pos) if "finger" in n] or pos[:2]
-    if not fingers:
+    used = [i for i, n in enumerate(names[:len(pos)]) if "finger" in n] or list(range(min(2, len(pos))))
+    if not used:
         raise ConversionError("gripper joint state has no positions")
+    require_finite({f"position[{i}]" + (f" ({names[i]})" if i < len(names) else ""): pos[i] for i in used})
+    fingers = [pos[i] for i in used]
     width = 2.0 * float(np.mean(fingers))
     return float(np.clip(width / max_width, 0.0, 1.0))
 
@@ -80,10 +79,10 @@ def chunk_first_step(msg, layout: ActionLayout) -> np.ndarray:
         if len(traj.poses) == 0 or len(traj.gripper_openings) == 0:
             raise ConversionError(f"command chunk arm {name!r} has no steps")
         sl = layout.arm_slice(name)
-        out[sl.start:sl.start + 7] = pose_to_vec(traj.poses[0])
+        try:
+            out[sl.start:sl.start + 7] = pose_to_vec(traj.poses[0])
+            require_finite({"gripper_openings[0]": traj.gripper_openings[0]})
+        except ConversionError as e:
+            raise ConversionError(f"arm {name!r} step 0: {e}") from None
         out[sl.start + 7] = float(np.clip(traj.gripper_openings[0], 0.0, 1.0))
     return out
-
-
-def stamp_to_sec(stamp) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9

@@ -11,6 +11,11 @@ replaces the shared metadata, ``meta/info.json`` last. A journal makes the commi
 opens the dataset next (writer or reader, :func:`recover`) rolls an interrupted commit back (or forward when
 ``info.json`` already counts the episode). A process killed while an episode is being recorded leaves only a
 staging directory, which the next writer deletes.
+
+Integrity: camera sizes the video encoder cannot take are refused when the store is created (before any
+episode starts; :func:`check_video_size`), ``add_frame`` refuses non-finite states/actions and images of
+another camera set, size or type (DatasetError naming frame and field), and no non-finite statistic is
+written to ``meta/stats.json``.
 """
 from __future__ import annotations
 
@@ -53,6 +58,98 @@ def make_features(layout, cameras: dict[str, tuple[int, int]]) -> dict:
     for key in (STATE_KEY, ACTION_KEY):
         feats[key] = {"dtype": "float32", "shape": (layout.dim,), "names": list(layout.names)}
     return feats
+
+
+# ---------------------------------------------------------------------------------------------- checks
+_probed: dict = {}  # (vcodec, height, width) -> None (encodable) or the encoder's complaint
+
+# One black frame encoded as LeRobot encodes episodes (yuv420p, its codec options), in a child process:
+# an encoder may kill its process instead of raising (SVT-AV1 dies of SIGFPE on frames under 32 rows).
+_PROBE = """
+import io, json, sys
+import av, numpy as np
+codec, h, w, fps, options = json.loads(sys.argv[1])
+av.logging.set_level(av.logging.ERROR)
+try:
+    with av.open(io.BytesIO(), "w", format="mp4") as out:
+        stream = out.add_stream(codec, fps, options=options)
+        stream.pix_fmt, stream.width, stream.height = "yuv420p", w, h
+        frame = av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="rgb24")
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            out.mux(packet)
+except Exception as e:
+    print(" ".join(f"{type(e).__name__}: {e}".split()))
+    sys.exit(1)
+"""
+
+
+def _probe_encoder(height: int, width: int, vcodec: str, fps: int) -> str | None:
+    """None if the encoder takes frames of this size, else what went wrong (cached per process)."""
+    key = (vcodec, height, width)
+    if key not in _probed:
+        import signal
+        import subprocess
+        import sys
+
+        try:
+            from lerobot.datasets.video_utils import _get_codec_options, resolve_vcodec
+            codec = resolve_vcodec(vcodec)
+            options = _get_codec_options(codec)
+        except ImportError:  # another lerobot release: its defaults for the software encoders
+            codec, options = vcodec, {"g": "2", "crf": "30"}
+        except ValueError as e:  # an unknown codec name
+            raise DatasetError(f"video codec {vcodec!r}: {e}") from None
+        r = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([codec, height, width, int(fps), options])],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode == 0:
+            _probed[key] = None
+        elif r.returncode < 0:
+            _probed[key] = f"the {codec} encoder crashed ({signal.Signals(-r.returncode).name})"
+        else:
+            _probed[key] = r.stdout.strip() or r.stderr.strip()[-300:] or f"exit status {r.returncode}"
+    return _probed[key]
+
+
+def check_video_size(height: int, width: int, vcodec: str, fps: int = 30, what: str = "camera") -> None:
+    """Refuse frames of height x width that the video encoder cannot take, before any frame is recorded.
+
+    The encoder itself is asked (one black frame, encoded as LeRobot encodes episodes, in a child process;
+    the answer is cached), so every codec's own limits are caught; odd sizes get the rule spelled out: LeRobot
+    encodes yuv420p, colour at half resolution, and h264/hevc then need an even height and width. Raises
+    DatasetError naming the size and the rule (``what`` names the camera or option)."""
+    height, width = int(height), int(width)
+    if height <= 0 or width <= 0:
+        raise DatasetError(f"{what}: image size {height}x{width} (HxW) has no pixels")
+    problem = _probe_encoder(height, width, vcodec, fps)
+    if problem is None:
+        return
+    if height % 2 or width % 2:
+        raise DatasetError(f"{what}: frames of {height}x{width} (HxW) cannot be encoded as {vcodec} video: it "
+                           "stores colour at half resolution (yuv420p), so height and width must be even; resize "
+                           f"to e.g. {height - height % 2}x{width - width % 2}")
+    raise DatasetError(f"{what}: frames of {height}x{width} (HxW) cannot be encoded as {vcodec} video "
+                       f"(the encoder says: {problem}); choose another image size or codec")
+
+
+def _finite_vector(values, key: str, names, frame: int) -> np.ndarray:
+    """float32 vector of a state/action, or DatasetError naming the frame and every non-finite entry."""
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf here: caught below
+        arr = np.asarray(values, np.float32)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        labels = [f"{names[i] if names and i < len(names) else i} = {arr.reshape(-1)[i]}" for i in bad]
+        raise DatasetError(f"frame {frame}: {key} is not finite ({', '.join(labels)}); nothing non-finite is "
+                           "stored (a NaN in the data makes the statistics and every model trained on them NaN)")
+    return arr
+
+
+def _check_finite_stats(stats: dict, where: str) -> None:
+    for feat, d in stats.items():
+        for stat, val in d.items():
+            arr = np.asarray(val)
+            if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+                raise DatasetError(f"{where}: statistic {feat}/{stat} is not finite ({arr.tolist()}); refusing "
+                                   "to write it")
 
 
 def _crash_point(name: str) -> None:
@@ -157,6 +254,10 @@ class EpisodeStore:
             raise DatasetError(f"fps must be positive, got {fps}")
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"dataset path {self.root} exists and is not a directory")
+        for key, feat in features.items():  # before any episode starts, not at its commit
+            if feat.get("dtype") == "video":
+                h, w = feat["shape"][:2]
+                check_video_size(h, w, vcodec, self.fps, f"camera {key[len(IMAGE_PREFIX):]!r}")
         if self.root.is_dir():
             recover(self.root)
         if self.root.is_dir() and (self.root / INFO).exists():
@@ -208,9 +309,27 @@ class EpisodeRecording:
         self._ds = LeRobotDataset.create(**kwargs)
 
     def add_frame(self, images: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray) -> None:
-        frame = {f"{IMAGE_PREFIX}{k}": v for k, v in images.items()}
-        frame[STATE_KEY] = np.asarray(state, np.float32)
-        frame[ACTION_KEY] = np.asarray(action, np.float32)
+        """One frame: {camera: (H, W, 3) uint8 RGB} of the store's cameras and sizes, state and action
+        vectors. Raises DatasetError (naming the frame and the field) for anything else, non-finite values
+        included; the episode is unchanged then."""
+        feats = self.store.features
+        frame = {}
+        cams = {k[len(IMAGE_PREFIX):]: f for k, f in feats.items() if k.startswith(IMAGE_PREFIX)}
+        if set(images) != set(cams):
+            raise DatasetError(f"frame {self.num_frames}: cameras {sorted(images)}, the dataset has {sorted(cams)}")
+        for name, img in images.items():
+            shape = tuple(cams[name]["shape"])
+            if getattr(img, "dtype", None) != np.uint8 or tuple(img.shape) != shape:
+                raise DatasetError(f"frame {self.num_frames}: camera {name!r} image is "
+                                   f"{getattr(img, 'dtype', type(img).__name__)} {tuple(np.shape(img))}, the "
+                                   f"dataset stores uint8 {shape} (HxWx3)")
+            frame[f"{IMAGE_PREFIX}{name}"] = img
+        for key, value in ((STATE_KEY, state), (ACTION_KEY, action)):
+            arr = _finite_vector(value, key, feats[key].get("names"), self.num_frames)
+            if arr.shape != tuple(feats[key]["shape"]):
+                raise DatasetError(f"frame {self.num_frames}: {key} has shape {arr.shape}, the dataset stores "
+                                   f"{tuple(feats[key]['shape'])}")
+            frame[key] = arr
         frame["task"] = self.task
         self._ds.add_frame(frame)
         self.num_frames += 1
@@ -284,6 +403,7 @@ def _merge_episode(src: Path, root: Path, stage: Path) -> int:
     from lerobot.datasets.compute_stats import aggregate_stats
 
     src_info = json.loads((src / INFO).read_text())
+    _check_finite_stats(json.loads((src / STATS).read_text()), f"episode staged in {src}")
     if not (root / INFO).exists():
         # First episode: the staged dataset already is the whole dataset; info.json is published last.
         files = {str(p.relative_to(src)): p for p in sorted(src.rglob("*"))
@@ -332,6 +452,7 @@ def _merge_episode(src: Path, root: Path, stage: Path) -> int:
     src_stats = json.loads((src / STATS).read_text())
     stats = aggregate_stats([_as_arrays(json.loads((root / STATS).read_text())),
                              _as_arrays(_shift_stats(src_stats, frames_before, episode, task_index))])
+    _check_finite_stats(stats, f"dataset {root}")
     (out / "meta").mkdir(parents=True, exist_ok=True)
     _write_json_atomic(out / "stats.json", _to_lists(stats))
     tasks.to_parquet(out / "tasks.parquet")

@@ -13,7 +13,9 @@ Settings: code defaults (FinetuneSettings, documented in config/finetune.yaml) <
 The output directory ends up a `LaWAMPolicy.from_pretrained` checkpoint (normalisation statistics, action
 layouts, T and camera roles in lawam_config.json), with `checkpoints/` (periodic, for --resume),
 `tensorboard/` and `run.json` beside it. Bad input (path, dataset features, checkpoint of another preset,
-settings) is reported before anything is written: exit status 2, nothing left on disk.
+settings, non-finite values in a dataset) is reported before anything is written: exit status 2, nothing left
+on disk. A non-finite loss or gradient stops training at that step with exit status 3 (the checkpoints of the
+steps before stay; no checkpoint with non-finite weights or statistics is ever written).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE = 3
 
 
 class FinetuneError(Exception):
@@ -221,6 +224,8 @@ def dataset_metadata(datasets) -> dict:
             raise FinetuneError(f"datasets of {ds.embodiment!r} have different cameras: {e['cameras']} in "
                                 f"{e['roots'][0]}, {list(ds.cameras)} in {ds.root} (choose with --cameras)")
         a, s = ds.wire_arrays()
+        for key, arr in (("action", a), ("observation.state", s)):
+            _require_finite(ds, key, arr)
         e["actions"].append(a)
         e["states"].append(s)
         e["roots"].append(ds.root)
@@ -228,6 +233,23 @@ def dataset_metadata(datasets) -> dict:
     for e in emb.values():
         e["actions"], e["states"] = np.concatenate(e["actions"]), np.concatenate(e["states"])
     return emb
+
+
+def _require_finite(ds, key: str, arr) -> None:
+    """FinetuneError naming the dataset, frame, episode and feature of the first non-finite value."""
+    import numpy as np
+    bad = np.argwhere(~np.isfinite(np.asarray(arr, np.float64)))
+    if not bad.size:
+        return
+    row, col = (int(v) for v in bad[0])
+    try:
+        episode = int(ds._ds.hf_dataset.with_format(None)[row]["episode_index"])
+    except Exception:  # noqa: BLE001 - only for the message
+        episode = None
+    name = ds.layout.names[col] if col < len(ds.layout.names) else col
+    raise FinetuneError(f"dataset {ds.root}: {key} is not finite ({len(bad)} value(s); the first in frame {row}"
+                        f"{f' of episode {episode}' if episode is not None else ''}, {name} = {arr[row, col]}); "
+                        "nothing is trained on it (re-import or re-record those episodes)")
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -257,8 +279,11 @@ def apply_data_to_config(cfg, meta: dict, from_checkpoint: bool):
                                 f"{name!r} (its action heads do not exist)")
         cfg.embodiments[name] = layout.to_dict()
         cfg.camera_roles[name] = list(e["cameras"])
-        cfg.normalization[name] = {"action": compute_stats(e["actions"], layout),
-                                   "state": compute_stats(e["states"], layout)}
+        try:
+            cfg.normalization[name] = {"action": compute_stats(e["actions"], layout),
+                                       "state": compute_stats(e["states"], layout)}
+        except ValueError as err:  # (the datasets were checked already; this is the last guard)
+            raise FinetuneError(f"{name}: {err}") from None
         cfg.control_rates_hz[name] = sorted(set(e["rates"]) | set(cfg.control_rates_hz.get(name, [])))
     cfg.default_embodiment = next(iter(meta))
 
@@ -366,6 +391,7 @@ def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None
     created = False
     try:
         policy, plan, sources, info = prepare(settings, resume)
+        dist.barrier()  # every process has checked the (still empty) output before the main one writes to it
         _say(dist, info["how"])
         from .video_data import VideoClipDataset
         datasets = [d for d in sources if not isinstance(d, VideoClipDataset)]
@@ -434,12 +460,16 @@ def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None
 
 
 def main(argv=None) -> int:
+    from .train import NonFiniteTraining
     try:
         settings, args = parse_args(argv)
         result = run(settings, resume=args.resume, stop_after=args.stop_after)
     except FinetuneError as e:
         print(f"finetune: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except NonFiniteTraining as e:
+        print(f"finetune: error: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
     return 0 if result["finished"] or args.stop_after else 1
 
 

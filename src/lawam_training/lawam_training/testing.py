@@ -2,7 +2,8 @@
 (no ROS install needed), a private ROS domain per test, waiting for discovery.
 
 Values encode time so tests can check the synchronisation: at receive time t (s) the pose x is t, the image
-of camera c (its k-th frame) is filled with 8 k % 240 + c, the command x is t + 1000, the gripper opening t / 10."""
+of camera c (its k-th frame) is filled with 8 k % 240 + c, the command x is t + 1000, the gripper opening t / 10.
+Every message is stamped (header) with its event time."""
 from __future__ import annotations
 
 import itertools
@@ -13,20 +14,30 @@ import numpy as np
 from lawam_policy.runtime import stamps
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from lawam_policy.runtime.stamps import seconds_to_ns, split_ns
+
 from .msgdefs import build_typestore
 
 
 def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=15.0,
-                   cameras=("/camera/color/image_raw",), size=(24, 32), storage="mcap", task="pick up the cube", skip_topics=(), markers=None,
-                   start_s=1000.0, extra=(), msg_paths=()):
-    """``extra``: more (t, topic, msgtype, make_msg(types)) events; ``msg_paths``: their .msg directories."""
+                   cameras=("/camera/color/image_raw",), size=(24, 32), storage="mcap", task="pick up the cube",
+                   skip_topics=(), markers=None, start_s=1000.0, extra=(), msg_paths=(), start_ns=None,
+                   silent=None, encoding="rgb8", gripper_positions=None, receive_delay=None):
+    """``extra``: more (t, topic, msgtype, make_msg(types)) events; ``msg_paths``: their .msg directories.
+
+    Times are integer nanoseconds: event time t (s) is received (and stamped) at ``start_ns`` (default
+    ``start_s``) + round(t * 1e9). ``silent``: {topic: [(from_s, to_s), ...]} spans without messages of that
+    topic; ``encoding``: the cameras' encoding (rgb8, or bgr8/8UC3 with the bytes in BGR order);
+    ``gripper_positions(t)``: the finger joint positions (default: opening t / 10); ``receive_delay``:
+    {topic: f(t) -> seconds} between a message's header stamp and its receive time."""
     ts = build_typestore(msg_paths)
     M = ts.types
     Header, Time = M["std_msgs/msg/Header"], M["builtin_interfaces/msg/Time"]
     Pose, Point, Quat = M["geometry_msgs/msg/Pose"], M["geometry_msgs/msg/Point"], M["geometry_msgs/msg/Quaternion"]
+    t0 = int(start_ns) if start_ns is not None else seconds_to_ns(start_s)
 
     def header(t):
-        sec, nanosec = stamps.split_ns(stamps.seconds_to_ns(t))  # carries: 1.9999999999 s -> 2 s + 0 ns
+        sec, nanosec = split_ns(t0 + seconds_to_ns(t))  # carries: 1.9999999999 s -> 2 s + 0 ns
         return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="base")
 
     def pose(x):
@@ -38,24 +49,27 @@ def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=1
         for k in range(int(duration_s * cam_hz)):
             t = k / cam_hz
             img = np.full(size + (3,), (8 * k) % 240 + ci, np.uint8)
-            msg = M["sensor_msgs/msg/Image"](header=header(start_s + t), height=size[0], width=size[1],
-                                             encoding="rgb8", is_bigendian=0, step=size[1] * 3,
+            if encoding != "rgb8":
+                img = np.ascontiguousarray(img[..., ::-1])
+            msg = M["sensor_msgs/msg/Image"](header=header(t), height=size[0], width=size[1],
+                                             encoding=encoding, is_bigendian=0, step=size[1] * 3,
                                              data=img.reshape(-1))
             events.append((t, topic, "sensor_msgs/msg/Image", msg))
     for k in range(int(duration_s * pose_hz)):
         t = k / pose_hz
         events.append((t, "/franka_robot_state_broadcaster/current_pose", "geometry_msgs/msg/PoseStamped",
-                       M["geometry_msgs/msg/PoseStamped"](header=header(start_s + t), pose=pose(t))))
+                       M["geometry_msgs/msg/PoseStamped"](header=header(t), pose=pose(t))))
         w = 0.08 * (t / 10)
+        fingers = gripper_positions(t) if gripper_positions else [w / 2, w / 2]
         events.append((t, "/franka_gripper/joint_states", "sensor_msgs/msg/JointState",
-                       M["sensor_msgs/msg/JointState"](header=header(start_s + t),
+                       M["sensor_msgs/msg/JointState"](header=header(t),
                                                        name=["fr3_finger_joint1", "fr3_finger_joint2"],
-                                                       position=np.array([w / 2, w / 2]), velocity=np.zeros(2),
+                                                       position=np.array(fingers, np.float64), velocity=np.zeros(2),
                                                        effort=np.zeros(2))))
     for k in range(int(duration_s * cmd_hz)):
         t = k / cmd_hz
         arm = M["lawam_msgs/msg/ArmTrajectory"](poses=[pose(t + 1000)], gripper_openings=np.array([0.5]))
-        msg = M["lawam_msgs/msg/ActionChunk"](header=header(start_s + t), chunk_id=k, embodiment="franka_panda",
+        msg = M["lawam_msgs/msg/ActionChunk"](header=header(t), chunk_id=k, embodiment="franka_panda",
                                               arm_names=["arm"], control_rate_hz=cmd_hz, horizon_s=1 / cmd_hz,
                                               time_offsets_s=np.array([0.0]), arms=[arm])
         events.append((t, "/lawam/teleop/command", "lawam_msgs/msg/ActionChunk", msg))
@@ -64,14 +78,18 @@ def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=1
     for t, value in markers or []:
         events.append((t, "/episode_marker", "std_msgs/msg/String", M["std_msgs/msg/String"](data=value)))
     events += [(t, topic, msgtype, make(M)) for t, topic, msgtype, make in extra]
-    events = [e for e in events if e[1] not in skip_topics]
+    events = [e for e in events if e[1] not in skip_topics
+              and not any(a <= e[0] < b for a, b in (silent or {}).get(e[1], ()))]
+    delay = receive_delay or {}
+    events = [(t0 + seconds_to_ns(t) + (seconds_to_ns(delay[topic](t)) if topic in delay else 0), topic, msgtype, msg)
+              for t, topic, msgtype, msg in events]
     events.sort(key=lambda e: e[0])
     with Writer(path, version=9, storage_plugin=plugin) as w:
         conns = {}
-        for t, topic, msgtype, msg in events:
+        for t_ns, topic, msgtype, msg in events:
             if topic not in conns:
                 conns[topic] = w.add_connection(topic, msgtype, typestore=ts)
-            w.write(conns[topic], int(round((start_s + t) * 1e9)), ts.serialize_cdr(msg, msgtype))
+            w.write(conns[topic], t_ns, ts.serialize_cdr(msg, msgtype))
     return path
 
 
@@ -125,6 +143,7 @@ class DemoPublisher:
         self.cmd_pub = node.create_publisher(ActionChunk, command_topic, 10) if command_topic else None
         self.rates = dict(cam=cam_hz, pose=pose_hz, cmd=cmd_hz)
         self.counts = dict(cam=0, pose=0, cmd=0)
+        self.paused: set = set()  # kinds ("cam", "pose", "cmd") that publish nothing for now (a stalled driver)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True) for kind in self.rates]
         self._t0 = time.monotonic()
@@ -161,18 +180,21 @@ class DemoPublisher:
     def _loop(self, kind):
         period = 1.0 / self.rates[kind]
         next_t = time.monotonic()
+        tick = 0
         while not self._stop.is_set():
-            getattr(self, f"_publish_{kind}")()
-            self.counts[kind] += 1
+            if kind not in self.paused:
+                getattr(self, f"_publish_{kind}")(tick)
+                self.counts[kind] += 1
+            tick += 1  # (the schedule goes on while paused: stamps after a pause show the pause)
             next_t += period
             time.sleep(max(0.0, next_t - time.monotonic()))
 
-    def _publish_cam(self):
+    def _publish_cam(self, tick):
         # Camera-like stamps: on the ideal 1/cam_hz grid (hardware timestamps), not when this thread ran.
         k = self.counts["cam"]
         if k == 0:
-            self._cam_t0 = self.node.get_clock().now().nanoseconds
-        ns = self._cam_t0 + int(round(k * 1e9 / self.rates["cam"]))
+            self._cam_t0 = self.node.get_clock().now().nanoseconds - int(round(tick * 1e9 / self.rates["cam"]))
+        ns = self._cam_t0 + int(round(tick * 1e9 / self.rates["cam"]))
         for c, pub in enumerate(self.cam_pubs):
             msg = self._cam_msgs[c][k % len(self._frames)]  # pre-built: only the stamp changes
             stamps.fill_stamp(msg.header.stamp, ns)
@@ -185,7 +207,7 @@ class DemoPublisher:
         p.orientation.w = 1.0
         return p
 
-    def _publish_pose(self):
+    def _publish_pose(self, tick=0):
         from geometry_msgs.msg import PoseStamped
         from sensor_msgs.msg import JointState
         t = time.monotonic() - self._t0
@@ -194,9 +216,11 @@ class DemoPublisher:
             msg.header.stamp = self.node.get_clock().now().to_msg()
             pub.publish(msg)
         if self.grip_pub is not None:
-            self.grip_pub.publish(JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.02, 0.02]))
+            msg = JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.02, 0.02])
+            msg.header.stamp = self.node.get_clock().now().to_msg()
+            self.grip_pub.publish(msg)
 
-    def _publish_cmd(self):
+    def _publish_cmd(self, tick=0):
         from lawam_msgs.msg import ActionChunk, ArmTrajectory
         msg = ActionChunk(embodiment=self.embodiment, arm_names=list(self.pose_pubs), control_rate_hz=self.rates["cmd"],
                           time_offsets_s=[0.0])

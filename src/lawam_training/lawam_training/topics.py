@@ -120,7 +120,7 @@ def make_config(embodiment: str | None = None, layout_spec: str | None = None, c
 
 def load_yaml_mapping(path: str | Path) -> dict:
     """A YAML topic mapping (keys as in :func:`make_config`: embodiment, action_layout, fps, cameras, poses,
-    grippers, command_topic, task_topic, marker_topic, task, gripper_max_width)."""
+    grippers, command_topic, task_topic, marker_topic, task, gripper_max_width, image_size, max_age)."""
     import yaml
     path = Path(path)
     if not path.is_file():
@@ -129,7 +129,7 @@ def load_yaml_mapping(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"topic mapping {path} must be a YAML mapping, got {type(data).__name__}")
     known = {"embodiment", "action_layout", "fps", "cameras", "poses", "grippers", "command_topic", "task_topic",
-             "marker_topic", "task", "gripper_max_width", "image_size"}
+             "marker_topic", "task", "gripper_max_width", "image_size", "max_age"}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"topic mapping {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")

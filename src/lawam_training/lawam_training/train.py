@@ -14,6 +14,10 @@ uninterrupted one bit for bit (the data order is a pure function of (seed, epoch
 Checkpoints: `run_dir/stage{S}_step{N:08d}/` = a `LaWAMPolicy.save_pretrained` directory (loadable as is) plus
 `trainer_state.pt` (optimiser, scheduler, step, data position, RNG states). Each is written under a temporary
 name and renamed into place, so a crash never leaves a half-written checkpoint that resume would pick up.
+
+Non-finite numbers stop training: a non-finite loss term or gradient norm raises NonFiniteTraining naming the
+stage and step, before the optimiser step (the weights stay those of the step before), and `save_policy`,
+through which every checkpoint is written, refuses non-finite weights or normalisation statistics.
 """
 from __future__ import annotations
 
@@ -40,6 +44,10 @@ TRAINER_STATE = "trainer_state.pt"
 _CKPT_RE = re.compile(r"^stage(\d)_step(\d{8})$")
 # The loss terms each stage reports (a fixed set: processes all-reduce them in this order).
 LOSS_KEYS = {1: ("loss", "feature", "kl", "state"), 2: ("loss", "distill", "subgoal", "flow")}
+
+
+class NonFiniteTraining(FloatingPointError):
+    """A non-finite loss or gradient (training stops), or non-finite weights/statistics (nothing is saved)."""
 
 
 @dataclass
@@ -394,6 +402,7 @@ class Trainer:
         CPU/gloo, torch 2.14; with per-process shards it does.)
         """
         model_sd = self._fsdp_full_model_state() if self._fsdp else None
+        check_finite_policy(self.policy, model_sd)  # on every process (same weights): all stop together
         rngs = self.dist.gather_objects(rng_state())
         target = self.run_dir / f"stage{self.stage}_step{self.step:08d}"
         tmp = target.with_name(f".{target.name}.tmp")
@@ -514,6 +523,7 @@ class Trainer:
         it = None
         window_t, window_steps = time.perf_counter(), 0
         sums: dict = {}
+        bad_terms: dict = {}  # loss terms that were not finite in this step's micro-batches
         saved_at = self.step if ckpt_exists(self) else None
         try:
             while self.step < o.steps:
@@ -540,15 +550,21 @@ class Trainer:
                         with self._autocast():
                             out = self.model(batch, self._generator(self.step, slot))
                         (out["loss"] / o.grad_accum).backward()
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach().float()) / o.grad_accum
+                    values = {k: float(v.detach().float()) for k, v in out.items()}
+                    bad_terms.update({k: v for k, v in values.items() if not math.isfinite(v)})
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v / o.grad_accum
+                # the gradient norm is computed every step (clipping or not): a non-finite one stops training
+                max_norm = o.max_grad_norm or math.inf
+                if self._fsdp:
+                    grad_norm = float(self.model.clip_grad_norm_(max_norm))
+                else:
+                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+                self._stop_if_not_finite(bad_terms, grad_norm)
+                bad_terms = {}
                 if o.max_grad_norm:
-                    if self._fsdp:
-                        grad_norm = self.model.clip_grad_norm_(o.max_grad_norm)
-                    else:
-                        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                        grad_norm = torch.nn.utils.clip_grad_norm_(params, o.max_grad_norm)
-                    sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                    sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -584,6 +600,26 @@ class Trainer:
                 writer.close()
         return dict(step=self.step, val=self.last_val, history=self.history)
 
+    def _stop_if_not_finite(self, bad_terms: dict, grad_norm: float) -> None:
+        """Raise NonFiniteTraining on every process if any process saw a non-finite loss term or gradient norm
+        in this step (before the optimiser step: the weights stay finite and no checkpoint is written)."""
+        bad = bool(bad_terms) or not math.isfinite(grad_norm)
+        if self.dist.distributed:  # one process's NaN must stop them all, not leave the others waiting
+            bad = self.dist.mean({"bad": float(bad)})["bad"] > 0
+        if not bad:
+            return
+        step = self.step + 1
+        if bad_terms:
+            what = "loss (" + ", ".join(f"{k} = {v}" for k, v in sorted(bad_terms.items())) + ")"
+        elif not math.isfinite(grad_norm):
+            what = f"gradient (norm {grad_norm})"
+        else:
+            what = "loss or gradient on another process"
+        last = latest_checkpoint(self.run_dir, self.stage)
+        raise NonFiniteTraining(f"stage {self.stage} step {step}: non-finite {what}; training stopped before "
+                                f"the optimiser step (last checkpoint: {last or 'none'}). Check the data for "
+                                "outliers, or lower the learning rate")
+
     def _report(self, metrics: dict, writer, bar, prefix: str):
         if not self.dist.is_main:
             return
@@ -610,8 +646,26 @@ def ckpt_exists(trainer: Trainer) -> bool:
     return (trainer.run_dir / f"stage{trainer.stage}_step{trainer.step:08d}" / TRAINER_STATE).is_file()
 
 
+def check_finite_policy(policy, state_dict: dict | None = None) -> None:
+    """Raise NonFiniteTraining if a weight or a normalisation statistic of the policy is not finite."""
+    state = state_dict if state_dict is not None else policy.state_dict()
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NonFiniteTraining(f"refusing to save a checkpoint with non-finite weights: {bad[:5]}"
+                                + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    for emb, stats in (policy.config.normalization or {}).items():
+        for kind, d in stats.items():
+            for stat, values in d.items():
+                if not np.all(np.isfinite(np.asarray(values, np.float64))):
+                    raise NonFiniteTraining(f"refusing to save a checkpoint with non-finite normalisation "
+                                            f"statistics: {emb} {kind} {stat} = {values}")
+
+
 def save_policy(policy, directory: Path, state_dict: dict | None = None) -> Path:
-    """save_pretrained, or (FSDP) the same files from a gathered full state dict."""
+    """save_pretrained, or (FSDP) the same files from a gathered full state dict. Every checkpoint the
+    trainer writes goes through here; raises NonFiniteTraining (nothing written) for non-finite weights or
+    statistics."""
+    check_finite_policy(policy, state_dict)
     if state_dict is None:
         return policy.save_pretrained(directory)
     from safetensors.torch import save_file

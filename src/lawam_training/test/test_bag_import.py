@@ -140,3 +140,195 @@ def test_msg_path_registers_definitions_the_bag_lacks(tmp_path):
     assert bag_main(args + ["--msg-path", str(tmp_path / "defs")]) == 0
     ds = LeRobotDataset("local/x", root=tmp_path / "ds")
     assert ds.meta.total_episodes == 2 and [ds.meta.episodes[i]["length"] for i in range(2)] == [10, 8]
+
+
+# ---------------------------------------------------------------------------------------------- data integrity
+def nothing_written(tmp_path, out):
+    return not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}")]
+
+
+def column(out, key="observation.state"):
+    """(N, D) array of a dataset column, read without decoding any video."""
+    return np.asarray(LeRobotDataset("local/x", root=out).hf_dataset.with_format(None)[key])
+
+
+def first_frame(out, camera="primary"):
+    """Frame 0 of a camera's video as (H, W, 3) uint8, decoded with PyAV."""
+    import av
+    path = next((out / "videos" / f"observation.images.{camera}").rglob("*.mp4"))
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def _pose_msg(x=0.0, qw=1.0):
+    def make(M):
+        P = M["geometry_msgs/msg/Pose"]
+        pose = P(position=M["geometry_msgs/msg/Point"](x=x, y=0.1, z=0.2),
+                 orientation=M["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=qw))
+        return M["geometry_msgs/msg/PoseStamped"](header=M["std_msgs/msg/Header"](
+            stamp=M["builtin_interfaces/msg/Time"](sec=1000, nanosec=550_000_000), frame_id="base"), pose=pose)
+    return make
+
+
+def _command_msg(opening):
+    def make(M):
+        P = M["geometry_msgs/msg/Pose"]
+        pose = P(position=M["geometry_msgs/msg/Point"](x=1.0, y=0.1, z=0.2),
+                 orientation=M["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
+        arm = M["lawam_msgs/msg/ArmTrajectory"](poses=[pose], gripper_openings=np.array([opening]))
+        return M["lawam_msgs/msg/ActionChunk"](header=M["std_msgs/msg/Header"](
+            stamp=M["builtin_interfaces/msg/Time"](sec=1000, nanosec=550_000_000), frame_id="base"), chunk_id=99,
+            embodiment="franka_panda", arm_names=["arm"], control_rate_hz=15.0, horizon_s=1 / 15,
+            time_offsets_s=np.array([0.0]), arms=[arm])
+    return make
+
+
+NON_FINITE = {
+    # issue 13's input: the gripper JointState says position = [nan, nan] (a NaN pose was refused, this was not)
+    "gripper nan": (dict(gripper_positions=lambda t: [float("nan")] * 2 if t >= 0.5 else [0.01, 0.01]),
+                    "/franka_gripper/joint_states", "0.500 s into the bag", "position[0] (fr3_finger_joint1) = nan"),
+    "gripper inf": (dict(gripper_positions=lambda t: [0.01, float("inf")] if t >= 0.5 else [0.01, 0.01]),
+                    "/franka_gripper/joint_states", "0.500 s into the bag", "position[1] (fr3_finger_joint2) = inf"),
+    "pose nan": (dict(extra=[(0.55, "/franka_robot_state_broadcaster/current_pose", "geometry_msgs/msg/PoseStamped",
+                              _pose_msg(x=float("nan")))]),
+                 "/franka_robot_state_broadcaster/current_pose", "0.550 s into the bag", "pose.position.x = nan"),
+    "command opening nan": (dict(extra=[(0.55, "/lawam/teleop/command", "lawam_msgs/msg/ActionChunk",
+                                         _command_msg(float("nan")))]),
+                            "/lawam/teleop/command", "0.550 s into the bag", "gripper_openings[0] = nan"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NON_FINITE))
+def test_non_finite_value_of_any_topic_stops_the_import_naming_topic_time_and_field(tmp_path, case, capsys):
+    kwargs, topic, when, field = NON_FINITE[case]
+    bag = write_demo_bag(tmp_path / "bag", duration_s=1.0, **kwargs)
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"topic {topic}" in err and when in err and field in err, err
+    assert nothing_written(tmp_path, out)
+
+
+@pytest.mark.parametrize("encoding,expect", [("8UC3", "'bgr8' or 'rgb8'"), ("8UC4", "'bgra8' or 'rgba8'"),
+                                             ("16UC1", "unsupported image encoding '16UC1'"),
+                                             ("bayer_rggb8", "unsupported image encoding 'bayer_rggb8'")])
+def test_camera_encoding_without_channel_order_is_refused_like_the_policy_node_does(tmp_path, capsys, encoding,
+                                                                                   expect):
+    """Issue 13: 8UC3 images were stored with red and blue swapped; now the shared decoder refuses them."""
+    from lawam_policy.runtime.images import UnsupportedEncoding
+    bag = write_demo_bag(tmp_path / "bag", duration_s=1.0, encoding=encoding)
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "/camera/color/image_raw" in err, err
+    assert str(UnsupportedEncoding.for_encoding(encoding)) in err  # the policy node's words, verbatim
+    assert nothing_written(tmp_path, out)
+
+
+def test_red_bgr8_camera_is_stored_red(tmp_path):
+    """Issue 13's pixels, bytes (0, 0, 255), declared bgr8 (as a BGR driver should): stored as RGB red."""
+    def red(t):
+        def make(M):
+            sec, nanosec = divmod(1000 * 10**9 + round(t * 1e9), 10**9)
+            header = M["std_msgs/msg/Header"](stamp=M["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                              frame_id="cam")
+            data = np.tile(np.array([0, 0, 255], np.uint8), 24 * 32)
+            return M["sensor_msgs/msg/Image"](header=header, height=24, width=32, encoding="bgr8", is_bigendian=0,
+                                              step=32 * 3, data=data)
+        return t, "/red", "sensor_msgs/msg/Image", make
+
+    bag = write_demo_bag(tmp_path / "bag", duration_s=1.0, extra=[red(k / 30) for k in range(30)])
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10", "--camera", "primary=/red"]) == 0
+    rgb = first_frame(out)[12, 16]
+    assert rgb[0] > 230 and rgb[1] < 25 and rgb[2] < 25, rgb
+
+
+@pytest.mark.parametrize("size", [(49, 65), (48, 65), (49, 64)])
+def test_camera_size_the_encoder_cannot_take_is_refused_before_writing(tmp_path, capsys, size):
+    """Issue 13: a 49x65 camera failed only at commit with an avcodec_open2 error; now the size and the rule."""
+    h, w = size
+    bag = write_demo_bag(tmp_path / "bag", duration_s=1.0, size=size)
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"{h}x{w}" in err and "even" in err and "--image-size" in err, err
+    assert nothing_written(tmp_path, out)
+    # the same size asked for with --image-size is refused at once, before any bag is read
+    good = write_demo_bag(tmp_path / "good", duration_s=1.0)
+    assert bag_main([str(good), "-o", str(out), "--fps", "10", "--image-size", f"{h}x{w}"]) == 2
+    err = capsys.readouterr().err
+    assert "--image-size" in err and f"{h}x{w}" in err and "even" in err, err
+    # and the odd camera imports resized to an even size
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10", "--image-size", f"{h - h % 2}x{w - w % 2}"]) == 0
+    shape = LeRobotDataset("local/x", root=out).meta.features["observation.images.primary"]["shape"]
+    assert tuple(shape[:2]) == (h - h % 2, w - w % 2)
+
+
+CAMERA, POSE = "/camera/color/image_raw", "/franka_robot_state_broadcaster/current_pose"
+GRIPPER, COMMAND = "/franka_gripper/joint_states", "/lawam/teleop/command"
+
+
+@pytest.mark.parametrize("silent_topics", [(CAMERA, POSE), (GRIPPER,), (COMMAND,), (CAMERA,)],
+                         ids=["camera+pose (issue 13)", "gripper", "command", "camera"])
+def test_stream_gap_splits_the_episode_and_is_reported(tmp_path, capsys, silent_topics):
+    """Issue 13: no camera and pose messages from 1.5 s to 3.0 s while the command went on gave 15 frames
+    repeating one image and one state. Now no frame lies in the gap and the episode is split there."""
+    bag = write_demo_bag(tmp_path / "bag", duration_s=4.5, silent={t: [(1.5, 3.0)] for t in silent_topics})
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 0
+    report = capsys.readouterr().out
+    ds = LeRobotDataset("local/x", root=out)
+    assert ds.meta.total_episodes == 2
+    eps = [ds.meta.episodes[i] for i in range(2)]
+    assert [e["length"] for e in eps] == [15, 15]
+    x = column(out)[:, 0]  # pose x = the time of the pose message
+    np.testing.assert_allclose(x[:15], np.arange(15) / 10, atol=1e-4)        # 0.0 ... 1.4 s
+    np.testing.assert_allclose(x[15:], 3.0 + np.arange(15) / 10, atol=1e-4)  # 3.0 ... 4.4 s: none in the gap
+    cmd = column(out, "action")[:, 0] - 1000  # the command continues: each frame's own, never a stale one
+    np.testing.assert_allclose(cmd, np.floor(np.concatenate([x[:15], x[15:]]) * 15 + 1e-3) / 15, atol=1e-3)
+    for topic in silent_topics:
+        assert f"({topic}) has no message from 1.4" in report and "to 3.000 s" in report, report
+    assert "dataset episode 0: 15 frames" in report and "dataset episode 1: 15 frames" in report
+
+
+def test_slower_camera_jittery_delivery_and_max_age_off_are_not_gaps(tmp_path, capsys):
+    """A 15 Hz camera in a 30 fps dataset repeats each image once (not a gap); receive times that arrive in
+    bursts do not count either (age is measured on header stamps); --max-age off keeps the old behaviour."""
+    bursty = {CAMERA: lambda t: 0.25 - (t % 0.25)}  # every 0.25 s all images arrive at once
+    bag = write_demo_bag(tmp_path / "bag", duration_s=2.0, cam_hz=15.0, receive_delay=bursty)
+    assert bag_main([str(bag), "-o", str(tmp_path / "ds"), "--fps", "30"]) == 0
+    assert "no stream gaps in 1 episode" in capsys.readouterr().out
+    assert LeRobotDataset("local/x", root=tmp_path / "ds").meta.total_episodes == 1
+    gap = write_demo_bag(tmp_path / "gap", duration_s=3.0, silent={CAMERA: [(1.0, 2.0)]})
+    assert bag_main([str(gap), "-o", str(tmp_path / "off"), "--fps", "10", "--max-age", f"{CAMERA}=off"]) == 0
+    assert LeRobotDataset("local/x", root=tmp_path / "off").meta.total_episodes == 1
+    # an explicit age longer than the gap, for every topic: no split either; a shorter one splits
+    assert bag_main([str(gap), "-o", str(tmp_path / "long"), "--fps", "10", "--max-age", "1.5"]) == 0
+    assert LeRobotDataset("local/x", root=tmp_path / "long").meta.total_episodes == 1
+    assert bag_main([str(gap), "-o", str(tmp_path / "short"), "--fps", "10", "--max-age", "0.5"]) == 0
+    assert LeRobotDataset("local/x", root=tmp_path / "short").meta.total_episodes == 2
+    assert bag_main([str(gap), "-o", str(tmp_path / "bad"), "--max-age", "-1"]) == 2
+
+
+def test_frame_times_are_integer_nanoseconds(tmp_path):
+    """Issue 13: at --fps 30 the grid was float64 epoch ns (256 ns steps): a gripper sample received exactly
+    at a frame time was missed. Frame 1 of a grid starting at 1.7e18 ns lies at +33333333 ns exactly."""
+    start = 1_700_000_000_000_000_000
+    frame1 = 33_333_333  # round(1e9 / 30)
+
+    def gripper(opening):
+        def make(M):
+            stamp = M["builtin_interfaces/msg/Time"](sec=1_700_000_000, nanosec=frame1)
+            return M["sensor_msgs/msg/JointState"](header=M["std_msgs/msg/Header"](stamp=stamp, frame_id="base"),
+                                                   name=["fr3_finger_joint1", "fr3_finger_joint2"],
+                                                   position=np.array([opening * 0.04] * 2), velocity=np.zeros(2),
+                                                   effort=np.zeros(2))
+        return make
+
+    bag = write_demo_bag(tmp_path / "bag", duration_s=0.5, start_ns=start, gripper_positions=lambda t: [0.01, 0.01],
+                         extra=[(frame1 / 1e9, GRIPPER, "sensor_msgs/msg/JointState", gripper(0.75))])
+    out = tmp_path / "ds"
+    assert bag_main([str(bag), "-o", str(out), "--fps", "30"]) == 0
+    gripper = column(out)[:3, 7]
+    np.testing.assert_allclose(gripper, [0.25, 0.75, 0.25], atol=1e-6)  # frame 1 has the sample received at it

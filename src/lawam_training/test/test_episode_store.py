@@ -87,6 +87,56 @@ def test_bad_datasets_are_refused(tmp_path):
         store.begin_episode("  ")
 
 
+@pytest.mark.parametrize("vcodec,size,rule", [
+    ("h264", (49, 65), "height and width must be even"),  # issue 13's camera
+    ("h264", (48, 65), "height and width must be even"),
+    ("hevc", (8, 8), "Image size is too small"),          # the encoder's own minimum, in its words
+    ("libsvtav1", (16, 16), "crashed (SIGFPE)"),           # SVT-AV1 kills its process on small frames
+])
+def test_sizes_the_video_encoder_cannot_take_are_refused_before_an_episode_starts(tmp_path, vcodec, size, rule):
+    """Issue 13: a 49x65 camera, one frame, commit() -> av.error.ExternalError (libx264) without a word about
+    the size, the episode lost. Now the store refuses the size when it is created, naming size and rule."""
+    h, w = size
+    with pytest.raises(DatasetError) as err:
+        EpisodeStore(tmp_path / "ds", 10, make_features(LAYOUT, {"primary": (48, 64), "odd": size}), "franka_panda",
+                     vcodec=vcodec)
+    assert f"camera 'odd': frames of {h}x{w} (HxW)" in str(err.value) and rule in str(err.value), str(err.value)
+    assert not (tmp_path / "ds").exists()
+    with pytest.raises(DatasetError, match="video codec 'vp9'"):
+        EpisodeStore(tmp_path / "ds", 10, FEATURES, "franka_panda", vcodec="vp9")
+
+
+@pytest.mark.parametrize("field,index,name", [("state", 7, "gripper"), ("action", 0, "x"), ("state", 3, "qx")])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e300])  # (1e300 is inf in the stored float32)
+def test_add_frame_refuses_non_finite_values_and_the_episode_goes_on(tmp_path, field, index, name, bad):
+    store = EpisodeStore(tmp_path / "ds", 10, FEATURES, "franka_panda")
+    rec = record(store, "pick", 2, 0)
+    img = np.zeros((24, 32, 3), np.uint8)
+    state, action = np.full(8, 1.0), np.full(8, 1.5)
+    (state if field == "state" else action)[index] = bad
+    key = "observation.state" if field == "state" else "action"
+    with pytest.raises(DatasetError, match=f"frame 2: {key} is not finite \\({name} = (nan|inf)\\)"):
+        rec.add_frame({"primary": img, "wrist": img}, state, action)
+    rec.add_frame({"primary": img, "wrist": img}, np.full(8, 2.0), np.full(8, 2.5))
+    assert rec.commit() == 0
+    stats = json.loads((tmp_path / "ds" / "meta" / "stats.json").read_text())
+    assert np.all(np.isfinite(stats["observation.state"]["mean"])) and read_info(tmp_path / "ds")["total_frames"] == 3
+
+
+def test_add_frame_refuses_images_of_another_size_type_or_camera(tmp_path):
+    store = EpisodeStore(tmp_path / "ds", 10, FEATURES, "franka_panda")
+    rec = store.begin_episode("pick")
+    ok = np.zeros((24, 32, 3), np.uint8)
+    s = np.zeros(8)
+    with pytest.raises(DatasetError, match="camera 'wrist' image is uint8 \\(10, 10, 3\\).*uint8 \\(24, 32, 3\\)"):
+        rec.add_frame({"primary": ok, "wrist": np.zeros((10, 10, 3), np.uint8)}, s, s)
+    with pytest.raises(DatasetError, match="camera 'wrist' image is float32"):
+        rec.add_frame({"primary": ok, "wrist": np.full((24, 32, 3), np.nan, np.float32)}, s, s)
+    with pytest.raises(DatasetError, match="cameras \\['primary'\\], the dataset has \\['primary', 'wrist'\\]"):
+        rec.add_frame({"primary": ok}, s, s)
+    rec.discard()
+
+
 CHILD = textwrap.dedent("""
     import sys, numpy as np
     from lawam_policy.action_layout import get_layout

@@ -188,6 +188,58 @@ def test_nonempty_output_needs_resume(demos, trained, capsys):
     assert sorted(p.name for p in trained["out"].iterdir()) == before
 
 
+def _dataset_with_nan(demos, tmp_path, key="observation.state", col=7):
+    """A dataset recorded before non-finite values were refused: a NaN written into its parquet data, at
+    frame 1 of episode 1 (frame 13 of the dataset; each episode has a data file of its own)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    bad = tmp_path / "nan_demos"
+    shutil.copytree(demos, bad)
+    path = sorted((bad / "data").rglob("*.parquet"))[1]
+    table = pq.read_table(path)
+    rows = table.column(key).to_pylist()
+    rows[1][col] = float("nan")
+    i = table.schema.get_field_index(key)
+    table = table.set_column(i, table.schema.field(i), pa.array(rows, type=table.schema.field(i).type))
+    pq.write_table(table, path)
+    return bad
+
+
+@pytest.mark.parametrize("key,name", [("observation.state", "gripper"), ("action", "x")])
+def test_non_finite_dataset_values_are_refused_before_training(demos, tmp_path, capsys, key, name):
+    """Issue 13: a NaN gripper state gave stats.json `mean: nan`, `loss nan` at every step and a useless
+    checkpoint. Now the finetune refuses the data, naming dataset, feature, frame and episode; exit 2."""
+    col = 7 if name == "gripper" else 0
+    bad = _dataset_with_nan(demos, tmp_path, key, col=col)
+    out = tmp_path / "out"
+    rc = main(cli(bad, out))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert f"dataset {bad}: {key} is not finite" in err and f"frame 13 of episode 1, {name} = nan" in err, err
+    assert not out.exists()
+
+
+def test_non_finite_loss_stops_finetune_with_exit_3_naming_the_step(demos, tmp_path, capsys, monkeypatch):
+    """Issue 13: finetune logged `loss nan` at every step, printed done and exited 0. Now the first
+    non-finite loss stops it (exit 3, the step named) and no final model is written."""
+    real = LaWAMPolicy.training_losses
+    calls = [0]
+
+    def nan_from_step_2(self, batch, generator=None):
+        calls[0] += 1
+        out = real(self, batch, generator=generator)
+        return dict(out, flow=out["flow"] * float("nan"), loss=out["loss"] * float("nan")) if calls[0] >= 2 else out
+
+    monkeypatch.setattr(LaWAMPolicy, "training_losses", nan_from_step_2)
+    out = tmp_path / "out"
+    rc = main(cli(demos, out, "--stage", "2", "--checkpoint-every", "1", steps=4))
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    assert "finetune: error: stage 2 step 2: non-finite loss" in err and "done:" not in err, err
+    assert [s for _, s, _ in find_checkpoints(out / "checkpoints")] == [1]
+    assert not (out / "lawam_config.json").exists() and not (out / "model.safetensors").exists()
+
+
 COMMON = ["--stage1-steps", "2", "--val-fraction", "0.34"]
 
 

@@ -221,3 +221,106 @@ def test_bf16_autocast_runs_and_changes_the_numerics(demos, tmp_path):
     assert np.isfinite(rb["val"]["loss"]) and rb["val"]["loss"] != ra["val"]["loss"]
     assert abs(rb["val"]["loss"] - ra["val"]["loss"]) < 0.05 * ra["val"]["loss"]
     assert all(p.dtype == torch.float32 for p in b.parameters())  # master weights stay fp32
+
+
+# ---------------------------------------------------------------------------------------------- non-finite
+class ArrayDemos(torch.utils.data.Dataset):
+    """DemoDataset's samples from memory (no video): a bar grows in the image while x and the gripper ramp."""
+    embodiment = "franka_panda"
+    layout = get_layout("franka_panda")
+    cameras = ["primary"]
+
+    def __init__(self, n=8, fps=10, size=(32, 32)):
+        self.n, self.fps, self.size, self.H = n, fps, size, int(round(T * fps))
+
+    def __len__(self):
+        return self.n
+
+    def group_key(self):
+        return self.embodiment, 1, self.size
+
+    def _image(self, u):
+        img = torch.zeros(1, *self.size, 3, dtype=torch.uint8)
+        img[:, :, : int(4 + u * (self.size[1] - 8))] = 200
+        return img
+
+    def _state(self, u):
+        return torch.tensor([0.3 + 0.2 * u, 0.0, 0.4, 0, 0, 0, 1, u], dtype=torch.float32)
+
+    def __getitem__(self, i):
+        u, uT = i / (self.n + self.H), (i + self.H) / (self.n + self.H)
+        acts = torch.stack([self._state((i + k) / (self.n + self.H)) for k in range(self.H)])
+        return dict(images_t=self._image(u), images_tT=self._image(uT), actions=acts,
+                    action_mask=torch.ones(self.H, dtype=torch.bool),
+                    timestamps=torch.arange(self.H, dtype=torch.float32) / self.fps, states_t=self._state(u),
+                    states_tT=self._state(uT), control_hz=float(self.fps), embodiment=self.embodiment,
+                    instruction="push the block")
+
+    def wire_arrays(self):
+        s = torch.stack([self._state(k / (self.n + self.H)) for k in range(self.n + self.H)]).numpy()
+        return s, s
+
+
+def _poison(policy, stage, at_call, how):
+    """Make the stage's loss function go non-finite from its `at_call`-th call on (1-based)."""
+    name = "latent_action_losses" if stage == 1 else "training_losses"
+    real, calls = getattr(policy, name), [0]
+
+    def losses(batch, generator=None):
+        calls[0] += 1
+        out = real(batch, generator=generator)
+        if calls[0] >= at_call:
+            if how == "loss":
+                out = dict(out, loss=out["loss"] * float("nan"))
+            else:  # finite loss, infinite/NaN gradient: d sqrt(x)/dx at 0, times 0
+                p = next(q for q in policy.parameters() if q.requires_grad)
+                out = dict(out, loss=out["loss"] + 0.0 * torch.sqrt(p - p.detach()).sum())
+        return out
+
+    setattr(policy, name, losses)
+
+
+@pytest.mark.parametrize("stage,how,clip", [(2, "loss", 1.0), (1, "loss", 1.0), (2, "gradient", None),
+                                            (1, "gradient", 1.0)])
+def test_non_finite_loss_or_gradient_stops_training_at_that_step(tmp_path, stage, how, clip):
+    """Issue 13: `loss nan` at every step, then 'done' and a checkpoint raising FloatingPointError on every
+    prediction. Now step 3's non-finite loss (or gradient, with or without clipping) stops training there:
+    the weights stay those of step 2, its checkpoint is the last one, nothing of step 3 or later is written."""
+    data = MixedDataset([ArrayDemos()])
+    policy = make_policy(data.datasets[0])
+    tr = Trainer(policy, stage, data, tmp_path / "ck", options(steps=6, checkpoint_every=1, max_grad_norm=clip))
+    snapshots = []  # the weights after each optimiser step
+    tr.optimizer.register_step_post_hook(lambda *_: snapshots.append(weights(policy)))
+    _poison(policy, stage, at_call=3, how=how)
+    with pytest.raises(FloatingPointError, match=f"stage {stage} step 3: non-finite {how}"):  # NonFiniteTraining
+        tr.fit()
+    assert tr.step == 2 and len(snapshots) == 2
+    assert [s for st, s, _ in find_checkpoints(tmp_path / "ck") if st == stage] == [1, 2]
+    for k, v in weights(policy).items():
+        assert torch.equal(v, snapshots[-1][k]), f"{k} changed by the non-finite step"
+        assert bool(torch.isfinite(v).all()) if v.is_floating_point() else True
+
+
+def test_no_checkpoint_with_non_finite_weights_or_statistics_is_written(tmp_path):
+    from lawam_training.train import save_policy
+    data = MixedDataset([ArrayDemos()])
+    policy = make_policy(data.datasets[0])
+    tr = Trainer(policy, 2, data, tmp_path / "ck", options(steps=2))
+    with torch.no_grad():
+        next(policy.expert.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(FloatingPointError, match="non-finite weights: \\['expert"):  # NonFiniteTraining
+        tr.save_checkpoint()
+    assert not find_checkpoints(tmp_path / "ck") and not any((tmp_path / "ck").glob(".*tmp*"))
+    policy = make_policy(data.datasets[0])
+    policy.config.normalization["franka_panda"]["state"]["mean"][0] = float("nan")
+    with pytest.raises(FloatingPointError, match="franka_panda state mean"):
+        save_policy(policy, tmp_path / "direct")
+    assert not (tmp_path / "direct").exists()
+
+
+def test_statistics_refuse_non_finite_data():
+    layout = get_layout("franka_panda")
+    wire = np.tile(np.array([0.3, 0, 0.4, 0, 0, 0, 1, 0.5]), (5, 1))
+    wire[3, 7] = np.nan  # issue 13: a NaN gripper made every statistic NaN
+    with pytest.raises(ValueError, match="sample 3, gripper = nan"):
+        compute_stats(wire, layout)

@@ -90,8 +90,17 @@ def compute_stats(wire: np.ndarray, layout: ActionLayout) -> dict:
     """Normalisation statistics (network representation) from wire-format samples (N, 8*arms).
 
     The training package calls this on its dataset and stores the result in the config's `normalization`.
+    Raises ValueError if a sample is not finite (one NaN would make every statistic, and every model
+    normalised with it, NaN).
     """
-    net = wire_to_net(torch.as_tensor(np.asarray(wire), dtype=torch.float64), layout)
+    wire = np.asarray(wire, np.float64)
+    bad = np.argwhere(~np.isfinite(wire))
+    if bad.size:
+        row, col = (int(v) for v in bad[0])
+        name = layout.names[col] if col < len(layout.names) else str(col)
+        raise ValueError(f"normalisation statistics: {len(bad)} non-finite value(s) in {len(wire)} samples, the "
+                         f"first in sample {row}, {name} = {wire[row, col]}")
+    net = wire_to_net(torch.as_tensor(wire, dtype=torch.float64), layout)
     mean = net.mean(0)
     std = net.std(0).clamp_min(1e-3)
     stats = default_stats(layout)

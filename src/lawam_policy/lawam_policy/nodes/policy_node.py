@@ -32,7 +32,7 @@ from ..runtime.checkpoint_fit import camera_roles_for, check_fit, control_rate_f
 from ..runtime.engine import EngineConfig, InferenceEngine
 from ..runtime.health import PolicyHealth
 from ..runtime.heatmap import colorize, similarity_map
-from ..runtime.images import RAW_ENCODINGS, UnsupportedEncoding, decode_compressed, decode_raw
+from ..runtime.images import UnsupportedEncoding, check_image, decode_image
 from ..runtime.sync import FrameSynchronizer
 from .common import chunk_to_msg, declare, logger_fn, now_seconds, reason_counts, stamp_to_sec, watch_time_jumps
 from .diagnostics import DiagnosticsPublisher
@@ -206,10 +206,8 @@ class PolicyNode(Node):
     # ---- frames --------------------------------------------------------------------------------
     @staticmethod
     def _decode(payload) -> np.ndarray:
-        kind, msg = payload
-        if kind == "raw":
-            return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
-        return decode_compressed(msg.format, msg.data)
+        _, msg = payload
+        return decode_image(msg)  # the one decoder (runtime.images), shared with the recorder and bag import
 
     def _stamp(self, msg) -> float:
         t = stamp_to_sec(msg.header.stamp)
@@ -242,15 +240,18 @@ class PolicyNode(Node):
             self.get_logger().error(self.last_error)
 
     def _on_image(self, topic: str, msg: Image) -> None:
-        if msg.encoding.lower() not in RAW_ENCODINGS:
-            self._drop(topic, str(UnsupportedEncoding.for_encoding(msg.encoding)))
+        try:
+            check_image(msg)
+        except UnsupportedEncoding as err:
+            self._drop(topic, str(err))
             return
         self._add_frame(topic, self._stamp(msg), ("raw", msg))
 
     def _on_compressed(self, topic: str, msg: CompressedImage) -> None:
-        fmt = msg.format.lower()
-        if not any(k in fmt for k in ("jpeg", "jpg", "png")):
-            self._drop(topic, f"unsupported compressed image format {msg.format!r}; supported: jpeg, png")
+        try:
+            check_image(msg)
+        except UnsupportedEncoding as err:
+            self._drop(topic, str(err))
             return
         self._add_frame(topic, self._stamp(msg), ("compressed", msg))
 

@@ -6,7 +6,8 @@ from .chunk import Chunk, ChunkError
 from .engine import EngineConfig, InferenceEngine
 from .executor import ChunkExecutor
 from .gripper import Cancel, GraspGoal, GripperGoalConfig, GripperGoalLogic, MoveGoal, opening_to_width
-from .images import BadImage, UnsupportedEncoding, decode_compressed, decode_raw
+from .images import (BadImage, ImageError, UnsupportedEncoding, check_image, decode_compressed, decode_image,
+                     decode_raw)
 from .interpolation import ArmTrack
 from .safety import ArmSafety, SafetyLimits
 from .sync import FrameSet, FrameSynchronizer
@@ -14,6 +15,7 @@ from .sync import FrameSet, FrameSynchronizer
 __all__ = [
     "ArmCommand", "ArmSafety", "ArmTrack", "BadImage", "BridgeConfig", "BridgeCore", "Cancel", "Chunk",
     "ChunkError", "ChunkExecutor", "EngineConfig", "FrameSet", "FrameSynchronizer", "GraspGoal",
-    "GripperGoalConfig", "GripperGoalLogic", "InferenceEngine", "MoveGoal", "SafetyLimits", "TickResult",
-    "UnsupportedEncoding", "decode_compressed", "decode_raw", "opening_to_width",
+    "GripperGoalConfig", "GripperGoalLogic", "ImageError", "InferenceEngine", "MoveGoal", "SafetyLimits",
+    "TickResult", "UnsupportedEncoding", "check_image", "decode_compressed", "decode_image", "decode_raw",
+    "opening_to_width",
 ]
