@@ -31,12 +31,16 @@ class _Containers:
     def __init__(self):
         self._lock = threading.Lock()
         self._open: OrderedDict = OrderedDict()
+        self._inherited: list = []
         self._pid = os.getpid()
 
     def get(self, path: str):
         import av
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's demuxer state is not ours
+            if self._pid != os.getpid():  # forked (a DataLoader worker): the parent's containers are not ours
+                # ... and must never be freed here: freeing a decoder joins its slice threads, which did not
+                # survive the fork (the join can hang the worker for good), so they are kept, unused.
+                self._inherited.append(self._open)
                 self._open = OrderedDict()
                 self._pid = os.getpid()
             entry = self._open.get(path)
