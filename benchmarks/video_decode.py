@@ -9,6 +9,9 @@ decoder (lawam_training.video_decode) and, when it loads, LeRobot's torchcodec d
 Without --dataset a synthetic dataset (moving texture with sensor noise, h264 as the recorder writes it; --vcodec) is written
 to a temporary directory. Both decoders read the same (file, timestamp) pairs in the same order; the first
 --warmup samples (opening the files) are not timed. Prints one line per decoder and a JSON summary.
+The workspace installs neither torchcodec nor a system FFmpeg; to compare, `pip install torchcodec==0.17.0` into
+the venv and install the FFmpeg libraries (Debian 12: libavutil57 libavcodec59 libavformat59 libavdevice59
+libavfilter8 libswscale6 libswresample4).
 """
 from __future__ import annotations
 
