@@ -43,10 +43,18 @@ class _Containers:
                 self._inherited.append(self._open)
                 self._open = OrderedDict()
                 self._pid = os.getpid()
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise DatasetError(f"video {path} cannot be read: {e}") from None
+            # a file rewritten since it was opened (a recorder appended episodes) is opened again
+            version = (st.st_ino, st.st_size, st.st_mtime_ns)
             entry = self._open.get(path)
-            if entry is not None:
+            if entry is not None and entry[2] == version:
                 self._open.move_to_end(path)
                 return entry
+            if entry is not None:
+                self._close(self._open.pop(path))
             try:
                 container = av.open(path)
             except (OSError, av.error.FFmpegError) as e:
@@ -54,18 +62,22 @@ class _Containers:
             if not container.streams.video:
                 container.close()
                 raise DatasetError(f"video {path} has no video stream")
-            entry = (container, threading.Lock())
+            entry = (container, threading.Lock(), version)
             self._open[path] = entry
             while len(self._open) > _MAX_OPEN:
-                _, (old, _lock) = self._open.popitem(last=False)
-                old.close()
+                self._close(self._open.popitem(last=False)[1])
             return entry
+
+    @staticmethod
+    def _close(entry):
+        with entry[1]:  # not while another thread decodes from it
+            entry[0].close()
 
     def drop(self, path: str):
         with self._lock:
             entry = self._open.pop(path, None)
         if entry is not None:
-            entry[0].close()
+            self._close(entry)
 
 
 _containers = _Containers()
@@ -108,7 +120,7 @@ def decode_frames_uint8(path, timestamps_s, tolerance_s: float) -> np.ndarray:
     """
     import av
     path = str(Path(path))
-    container, lock = _containers.get(path)
+    container, lock, _ = _containers.get(path)
     stream = container.streams.video[0]
     got = {}
     try:

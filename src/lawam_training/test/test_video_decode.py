@@ -127,3 +127,21 @@ def test_lerobot_items_decode_without_torchcodec_or_system_ffmpeg(tmp_path, monk
     bundled = os.path.dirname(os.path.dirname(av.__file__))
     mapped = _ffmpeg_libraries_mapped()
     assert mapped and all(p.startswith(bundled) for p in mapped), mapped
+
+
+def test_a_rewritten_file_is_read_anew(tmp_path):
+    # a recorder appending episodes rewrites the dataset's video: an open decoder must not serve the old file
+    path = write_mp4(tmp_path / "v.mp4")
+    assert abs(decode_frames_uint8(path, [0.0], 1e-4).mean() - level(0)) <= 1.5
+    other = tmp_path / "other.mp4"
+    with av.open(str(other), "w") as c:
+        s = c.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = SIZE[1], SIZE[0], "yuv420p"
+        for k in range(2 * FRAMES):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full(SIZE + (3,), 200, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    os.replace(other, path)
+    got = decode_frames_uint8(path, [0.0, (2 * FRAMES - 1) / FPS], 1e-4)  # the new file is also longer
+    assert np.abs(got.reshape(2, -1).mean(1) - 200).max() <= 1.5
