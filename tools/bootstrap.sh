@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bootstrap the LaWAM workspace: venv, pinned Python deps, wheel fix-ups, colcon build.
+# Bootstrap the LaWAM workspace: system packages, venv, pinned Python deps, wheel fix-ups, colcon build.
 # Idempotent: each step is skipped when the inputs it depends on have not changed since its last success.
 #
 # Supported:
@@ -14,6 +14,10 @@ cd "$ROOT"
 say() { printf '[bootstrap] %s\n' "$*"; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+# --- system packages, before anything is created (apt-get as root, else the exact command) ------------
+if [ -n "${ROS_DISTRO:-}" ]; then bash tools/system_deps.sh; else bash tools/system_deps.sh "${LAWAM_PYTHON:-python3.11}"; fi \
+  || exit 1
 
 # --- choose the interpreter -------------------------------------------------------------------
 if [ -n "${ROS_DISTRO:-}" ]; then

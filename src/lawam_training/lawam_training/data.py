@@ -48,8 +48,8 @@ def episode_sample(length: int, t: int, horizon_steps: int) -> tuple[int, np.nda
 
 class DemoDataset(Dataset):
     def __init__(self, root, horizon_s: float, cameras: list[str] | None = None, action_layout=None,
-                 image_size: int | tuple[int, int] | None = None, video_backend: str | None = None):
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+                 image_size: int | tuple[int, int] | None = None):
+        from .video_decode import PyAVLeRobotDataset
 
         self.root = Path(root).expanduser().absolute()
         info_path = self.root / "meta" / "info.json"
@@ -85,8 +85,7 @@ class DemoDataset(Dataset):
         delta = {k: [0.0, T] for k in keys}
         delta[STATE_KEY] = [0.0, T]
         delta[ACTION_KEY] = [k / self.fps for k in range(self.horizon_steps)]
-        self._ds = LeRobotDataset("local/lawam", root=self.root, delta_timestamps=delta,
-                                  video_backend=video_backend)
+        self._ds = PyAVLeRobotDataset("local/lawam", root=self.root, delta_timestamps=delta)
         self._keys = keys
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else image_size
         self.indices = []

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .episode_store import IMAGE_PREFIX, DatasetError
+from .video_decode import decode_frames_uint8
 
 VIDEO_EMBODIMENT = "human_video"
 VIDEO_HORIZON_S = 0.4
@@ -39,7 +40,7 @@ def _resize_uint8(frames: torch.Tensor, size) -> torch.Tensor:
 
 
 class _VideoFile:
-    """Frame count, fps and random access (by frame index) of one video file, with PyAV."""
+    """Frame count, fps and random access (by frame index) of one video file, with PyAV (video_decode)."""
 
     def __init__(self, path: Path):
         import av
@@ -61,40 +62,17 @@ class _VideoFile:
             raise
         except Exception as e:  # av.error.InvalidDataError and friends
             raise DatasetError(f"video {path} cannot be read: {e}") from None
-        self._container = None
 
     def read(self, indices) -> np.ndarray:
-        """Frames at the given indices, (N, h, w, 3) uint8 RGB."""
-        import av
-        if self._container is None:  # opened lazily, per DataLoader worker
-            self._container = av.open(str(self.path))
-        c = self._container
-        s = c.streams.video[0]
-        out = []
-        for idx in indices:
-            t = self.start + idx / self.fps
-            c.seek(int(max(t - self.start, 0) / s.time_base) + (s.start_time or 0), stream=s, backward=True)
-            got = None
-            for frame in c.decode(s):
-                k = int(round((float(frame.pts * s.time_base) - self.start) * self.fps)) if frame.pts is not None else idx
-                if k >= idx:
-                    got = frame
-                    break
-                got = frame
-            if got is None:
-                raise DatasetError(f"video {self.path}: frame {idx} could not be decoded")
-            out.append(got.to_ndarray(format="rgb24"))
-        return np.stack(out)
-
-    def __getstate__(self):  # picklable for DataLoader workers
-        d = dict(self.__dict__)
-        d["_container"] = None
-        return d
+        """Frames at the given indices, (N, h, w, 3) uint8 RGB (DatasetError if one cannot be decoded)."""
+        # frame k shows at start + k / fps; the nearest frame within one frame period is it (variable-rate
+        # clips jitter around the nominal grid)
+        return decode_frames_uint8(self.path, [self.start + k / self.fps for k in indices], 1.0 / self.fps)
 
 
 class VideoClipDataset(Dataset):
     def __init__(self, root, horizon_s: float = VIDEO_HORIZON_S, image_size=None, camera: str | None = None,
-                 embodiment: str = VIDEO_EMBODIMENT, video_backend: str | None = None):
+                 embodiment: str = VIDEO_EMBODIMENT):
         self.root = Path(root).expanduser().absolute()
         if not self.root.exists():
             raise DatasetError(f"video path {self.root} does not exist")
@@ -105,15 +83,15 @@ class VideoClipDataset(Dataset):
         self._embodiment = embodiment
         self.samples: list[tuple[int, int]] = []  # (source, frame t)
         if (self.root / "meta" / "info.json").is_file():
-            self._open_lerobot(camera, video_backend)
+            self._open_lerobot(camera)
         else:
             self._open_files()
         if not self.samples:
             raise DatasetError(f"video source {self.root} holds no pair of frames T = {self.horizon_s} s apart")
 
     # ------------------------------------------------------------------ sources
-    def _open_lerobot(self, camera, video_backend):
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    def _open_lerobot(self, camera):
+        from .video_decode import PyAVLeRobotDataset
         self.kind = "lerobot"
         info = json.loads((self.root / "meta" / "info.json").read_text())
         cams = [k[len(IMAGE_PREFIX):] for k in info["features"] if k.startswith(IMAGE_PREFIX)]
@@ -125,9 +103,8 @@ class VideoClipDataset(Dataset):
         self.fps = float(info["fps"])
         self.horizon_steps = max(1, int(round(self.horizon_s * self.fps)))
         self._key = IMAGE_PREFIX + self.camera
-        self._ds = LeRobotDataset("local/lawam_video", root=self.root,
-                                  delta_timestamps={self._key: [0.0, self.horizon_steps / self.fps]},
-                                  video_backend=video_backend)
+        self._ds = PyAVLeRobotDataset("local/lawam_video", root=self.root,
+                                      delta_timestamps={self._key: [0.0, self.horizon_steps / self.fps]})
         self._shape = tuple(info["features"][self._key]["shape"][:2])
         for ep in range(self._ds.meta.total_episodes):
             row = self._ds.meta.episodes[ep]

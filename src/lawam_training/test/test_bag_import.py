@@ -9,7 +9,7 @@ from lawam_training.bag_import import main as bag_main
 from lawam_training.testing import write_demo_bag
 
 pytest.importorskip("lerobot")
-from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
+from lawam_training.video_decode import PyAVLeRobotDataset  # noqa: E402
 
 
 def cam_value(t, cam_hz=30.0, cam=0):
@@ -23,7 +23,7 @@ def test_import_synchronises_topics_to_fps(tmp_path, storage):
     out = tmp_path / "ds"
     rc = bag_main([str(bag), "-o", str(out), "--fps", "10", "--camera", "primary=/cam_a", "--camera", "wrist=/cam_b"])
     assert rc == 0
-    ds = LeRobotDataset("local/x", root=out)
+    ds = PyAVLeRobotDataset("local/x", root=out)
     assert ds.meta.total_episodes == 1 and ds.fps == 10
     assert ds.meta.robot_type == "franka_panda"
     # grid from t=0 (all topics have a message) to the last camera frame at 59/30 s
@@ -53,7 +53,7 @@ def test_marker_topic_splits_episodes_and_yaml_mapping(tmp_path):
                    "cameras:\n  primary: /camera/color/image_raw\n")
     out = tmp_path / "ds"
     assert bag_main([str(bag), "-o", str(out), "--config", str(cfg)]) == 0
-    ds = LeRobotDataset("local/x", root=out)
+    ds = PyAVLeRobotDataset("local/x", root=out)
     assert ds.meta.total_episodes == 2
     eps = [ds.meta.episodes[i] for i in range(2)]
     assert [e["length"] for e in eps] == [10, 10]
@@ -66,7 +66,7 @@ def test_actions_from_state(tmp_path):
     bag = write_demo_bag(tmp_path / "bag", duration_s=1.0, skip_topics=("/lawam/teleop/command",))
     out = tmp_path / "ds"
     assert bag_main([str(bag), "-o", str(out), "--fps", "10", "--actions-from-state"]) == 0
-    ds = LeRobotDataset("local/x", root=out)
+    ds = PyAVLeRobotDataset("local/x", root=out)
     item = ds[2]
     assert item["action"][0].item() == pytest.approx(item["observation.state"][0].item() + 0.1, abs=1e-4)
 
@@ -115,7 +115,7 @@ def test_bag_without_embedded_definitions_uses_our_msg_files(tmp_path, strip):
     con.close()
     out = tmp_path / "ds"
     assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 0
-    assert LeRobotDataset("local/x", root=out)[3]["action"][0].item() == pytest.approx(1000.2667, abs=1e-3)
+    assert PyAVLeRobotDataset("local/x", root=out)[3]["action"][0].item() == pytest.approx(1000.2667, abs=1e-3)
 
 
 def test_msg_path_registers_definitions_the_bag_lacks(tmp_path):
@@ -138,7 +138,7 @@ def test_msg_path_registers_definitions_the_bag_lacks(tmp_path):
     r = cli(*args)
     assert r.returncode == 2 and "my_msgs/msg/Marker" in r.stderr and "--msg-path" in r.stderr
     assert bag_main(args + ["--msg-path", str(tmp_path / "defs")]) == 0
-    ds = LeRobotDataset("local/x", root=tmp_path / "ds")
+    ds = PyAVLeRobotDataset("local/x", root=tmp_path / "ds")
     assert ds.meta.total_episodes == 2 and [ds.meta.episodes[i]["length"] for i in range(2)] == [10, 8]
 
 

@@ -14,7 +14,7 @@ from lawam_policy.action_layout import get_layout
 from lawam_training.episode_store import DatasetError, EpisodeStore, make_features, read_info, recover
 
 pytest.importorskip("lerobot")
-from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
+from lawam_training.video_decode import PyAVLeRobotDataset  # noqa: E402
 
 LAYOUT = get_layout("franka_panda")
 FEATURES = make_features(LAYOUT, {"primary": (24, 32), "wrist": (24, 32)})
@@ -31,7 +31,7 @@ def record(store, task, n, tag):
 
 def check_dataset(root, episodes):
     """episodes: [(task, n, tag)] in order; checks every frame's values, indices and tasks."""
-    ds = LeRobotDataset("local/check", root=root)
+    ds = PyAVLeRobotDataset("local/check", root=root)
     assert ds.meta.total_episodes == len(episodes)
     assert len(ds) == sum(n for _, n, _ in episodes)
     i = 0

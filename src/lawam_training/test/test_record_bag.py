@@ -56,11 +56,11 @@ def test_record_bag_then_import(tmp_path):
     types = {t["topic_metadata"]["name"]: t["topic_metadata"]["type"] for t in meta["topics_with_message_count"]}
     assert types["/lawam/teleop/command"] == "lawam_msgs/msg/ActionChunk"
 
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lawam_training.video_decode import PyAVLeRobotDataset
 
     from lawam_training.bag_import import main as bag_main
     assert bag_main([str(bag), "-o", str(tmp_path / "ds"), "--fps", "10"]) == 0
-    ds = LeRobotDataset("local/x", root=tmp_path / "ds")
+    ds = PyAVLeRobotDataset("local/x", root=tmp_path / "ds")
     assert len(ds) >= 10 and ds[0]["task"] == "stack the blocks"
     assert ds[len(ds) - 1]["action"][0].item() == pytest.approx(0.7)
 

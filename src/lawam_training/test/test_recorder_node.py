@@ -15,7 +15,7 @@ from lawam_training.testing import DemoPublisher, private_ros_env, wait_for
 
 pytest.importorskip("lerobot")
 rclpy = pytest.importorskip("rclpy")
-from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
+from lawam_training.video_decode import PyAVLeRobotDataset  # noqa: E402
 
 
 class Harness:
@@ -122,7 +122,7 @@ def test_record_commit_discard_and_sigkill(harness):
     h.wait_frames(3)
     assert h.call("discard").success
 
-    ds = LeRobotDataset("local/x", root=h.output)
+    ds = PyAVLeRobotDataset("local/x", root=h.output)
     assert ds.meta.total_episodes == 1 and len(ds) == r.num_frames and ds.fps == 15
     item = ds[len(ds) // 2]
     assert item["task"] == "pick the cube"
@@ -138,7 +138,7 @@ def test_record_commit_discard_and_sigkill(harness):
     h.wait_frames(10)
     h.proc.send_signal(signal.SIGKILL)
     assert h.proc.wait(timeout=30) == -signal.SIGKILL
-    ds = LeRobotDataset("local/x", root=h.output)
+    ds = PyAVLeRobotDataset("local/x", root=h.output)
     assert ds.meta.total_episodes == 1 and len(ds) == r.num_frames
     assert ds[0]["task"] == "pick the cube"
 
@@ -149,7 +149,7 @@ def test_record_commit_discard_and_sigkill(harness):
     h.wait_frames(5)
     r2 = h.call("stop")
     assert r2.success and r2.episode_index == 1
-    ds = LeRobotDataset("local/x", root=h.output)
+    ds = PyAVLeRobotDataset("local/x", root=h.output)
     assert ds.meta.total_episodes == 2 and list(ds.meta.tasks.index) == ["pick the cube", "place the cube"]
     assert not list((h.output / ".lawam_staging").glob("ep-*"))
 
@@ -182,7 +182,7 @@ def test_unwritable_frame_loses_only_that_episode(harness):
         time.sleep(0.01)
     r = h.call("stop")
     assert not r.success and "could not be written" in r.message and "episode discarded" in r.message
-    ds = LeRobotDataset("local/x", root=h.output)
+    ds = PyAVLeRobotDataset("local/x", root=h.output)
     assert ds.meta.total_episodes == 1 and ds[0]["task"] == "ok"
     assert h.call("start", task="again").success  # the node goes on
     h.wait_frames(2)
