@@ -2,7 +2,7 @@
 
 Training on a CPU spends most of its time decoding video and running the frozen DINOv3 encoder when every
 sample decodes its two frames again. Both are deterministic for a frozen encoder without augmentation, so
-``CachedDemoDataset`` does them once: every camera video is decoded sequentially (PyAV), every frame resized
+``CachedDemoDataset`` does them once: every camera video is decoded in one sequential pass (video_decode.decode_all_frames), every frame resized
 to the model's input the same way inference does (``features.to_unit_images``), and the primary view's
 features are computed in batches. Samples then index arrays. The sample semantics (which frames are samples,
 how the episode end is handled) are the DemoDataset's (``data.episode_sample``), so cached and uncached
@@ -13,32 +13,13 @@ Memory: frames x (S*S*3 bytes per camera + patches x C x 2 bytes of float16 feat
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .data import DemoDataset, episode_sample
 from .episode_store import ACTION_KEY, STATE_KEY, DatasetError
-
-
-def decode_video_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All frames of a video file: (timestamps (N,) seconds from the stream start, frames (N, H, W, 3) uint8)."""
-    import av
-
-    times, frames = [], []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                raise DatasetError(f"video {path}: a frame without a timestamp")
-            times.append(float(frame.pts * stream.time_base))
-            frames.append(frame.to_ndarray(format="rgb24"))
-    if not frames:
-        raise DatasetError(f"video {path} holds no frames")
-    return np.asarray(times), np.stack(frames)
+from .video_decode import decode_all_frames
 
 
 class CachedDemoDataset(Dataset):
@@ -76,7 +57,7 @@ class CachedDemoDataset(Dataset):
                 path = ds.root / ds.meta.get_video_file_path(ep, key)
                 if path not in decoded:
                     decoded.clear()  # files hold consecutive episodes: keep one file decoded at a time
-                    decoded[path] = decode_video_frames(path)
+                    decoded[path] = decode_all_frames(path)
                 times, frames = decoded[path]
                 want = float(row[f"videos/{key}/from_timestamp"]) + np.arange(b - a) / self.fps
                 idx = np.clip(np.searchsorted(times, want), 1, len(times) - 1)

@@ -135,6 +135,31 @@ def decode_frames_uint8(path, timestamps_s, tolerance_s: float) -> np.ndarray:
     return np.stack([got[float(t)] for t in timestamps_s])
 
 
+def decode_all_frames(path) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of a video in order (one sequential pass: what caching a whole dataset wants):
+    (timestamps (N,) seconds on the video's timeline, frames (N, H, W, 3) uint8 RGB). Raises DatasetError."""
+    import av
+
+    times, frames = [], []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DatasetError(f"video {path} has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    raise DatasetError(f"video {path}: a frame without a timestamp")
+                times.append(float(frame.pts * stream.time_base))
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (OSError, av.error.FFmpegError) as e:
+        raise DatasetError(f"video {path} cannot be read: {e}") from None
+    if not frames:
+        raise DatasetError(f"video {path} holds no frames")
+    order = np.argsort(times, kind="stable")  # presentation order (B-frames decode out of it)
+    return np.asarray(times)[order], np.stack(frames)[order]
+
+
 def decode_frames(path, timestamps_s, tolerance_s: float) -> torch.Tensor:
     """Like decode_frames_uint8, as (N, 3, H, W) float32 in [0, 1]: what LeRobotDataset items hold."""
     frames = torch.from_numpy(decode_frames_uint8(path, timestamps_s, tolerance_s))
