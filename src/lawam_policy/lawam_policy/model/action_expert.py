@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import CrossAttention, Mlp, SelfAttention, TimeEmbedder, modulate, patch_position_code
+from .layers import CrossAttention, Mlp, SelfAttention, TimeEmbedder, modulate
 
 
 class ExpertLayer(nn.Module):
@@ -40,7 +40,7 @@ class AlternateDiT(nn.Module):
         super().__init__()
         w = config.expert_width
         self.dyn_proj = nn.Linear(config.feature_dim, w)
-        self.dyn_pos = nn.Parameter(patch_position_code(config.num_patches, w)[None, None])
+        self.dyn_pos = nn.Parameter(torch.randn(1, 1, config.num_patches, w) * 0.02)
         self.dyn_type = nn.Parameter(torch.randn(1, 2, 1, w) * 0.02)  # current vs predicted subgoal
         self.query_proj = nn.Linear(config.vlm_hidden, w)
         self.time_embed = TimeEmbedder(w, config.time_code_dim, config.time_min_period_s, config.time_max_period_s)

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import AdaLNZeroBlock, TransformerBlock, patch_position_code
+from .layers import AdaLNZeroBlock, TransformerBlock
 
 
 class IDMEncoder(nn.Module):
@@ -20,7 +20,7 @@ class IDMEncoder(nn.Module):
         super().__init__()
         self.z_tokens, self.z_dim = z_tokens, z_dim
         self.proj_in = nn.Linear(feature_dim, width)
-        self.pos_space = nn.Parameter(patch_position_code(num_patches, width)[None, None])
+        self.pos_space = nn.Parameter(torch.randn(1, 1, num_patches, width) * 0.02)
         self.pos_time = nn.Parameter(torch.randn(1, 2, 1, width) * 0.02)  # frame t and frame t+T
         self.readout = nn.Parameter(torch.randn(1, z_tokens, width) * 0.02)
         self.blocks = nn.ModuleList([TransformerBlock(width, heads, mlp_ratio) for _ in range(depth)])
@@ -44,7 +44,7 @@ class LaWM(nn.Module):
     def __init__(self, feature_dim, num_patches, width, depth, heads, z_tokens, z_dim, mlp_ratio=4.0):
         super().__init__()
         self.proj_in = nn.Linear(feature_dim, width)
-        self.pos = nn.Parameter(patch_position_code(num_patches, width)[None])
+        self.pos = nn.Parameter(torch.randn(1, num_patches, width) * 0.02)
         self.z_embed = nn.Sequential(nn.Linear(z_tokens * z_dim, width), nn.SiLU(), nn.Linear(width, width))
         self.blocks = nn.ModuleList([AdaLNZeroBlock(width, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)

@@ -137,23 +137,3 @@ class TimeEmbedder(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         w = self.mlp[0].weight
         return self.mlp(self.code(t).to(device=w.device, dtype=w.dtype))
-
-
-def patch_position_code(num_patches: int, width: int) -> torch.Tensor:
-    """(num_patches, width) fixed 2D sine-cosine code of a square patch grid (row-major, as DINOv3 orders its
-    patch tokens), as DiT/MAE initialise their position embeddings: half the channels code the row, half the
-    column, at geometrically spaced frequencies. Used as the *initial value* of learned patch position
-    embeddings: a random init leaves a small model to discover the grid geometry from data, which is slow, while
-    this code gives every layer a linear read-out of where a patch is from the first step."""
-    side = math.isqrt(num_patches)
-    if side * side != num_patches or width % 4:
-        raise ValueError(f"need a square patch grid and a width divisible by 4, got {num_patches}, {width}")
-    quarter = width // 4
-    freqs = 1.0 / (10000.0 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
-    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
-                                indexing="ij")
-    parts = []
-    for grid in (rows.reshape(-1), cols.reshape(-1)):
-        angles = grid[:, None] * freqs[None]
-        parts += [angles.sin(), angles.cos()]
-    return torch.cat(parts, dim=1).float()
