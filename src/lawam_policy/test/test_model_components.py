@@ -194,15 +194,3 @@ def test_euler_sampler_inpaints_exactly_and_is_seeded():
     assert calls == pytest.approx([i / 10 for i in range(10)])  # 10 Euler steps from tau = 0
     again = euler_sample(velocity, (1, 6, 4), 10, "cpu", torch.Generator().manual_seed(0), known, mask)
     assert torch.equal(out, again)
-
-
-def test_patch_position_code_is_a_2d_grid_code():
-    from lawam_policy.model.layers import patch_position_code
-    code = patch_position_code(16, 8)  # 4 x 4 grid, row-major
-    assert code.shape == (16, 8)
-    rows, cols = code[:, :4], code[:, 4:]
-    assert torch.equal(rows[0], rows[3]) and not torch.equal(rows[0], rows[4])  # same row, next row
-    assert torch.equal(cols[0], cols[4]) and not torch.equal(cols[0], cols[1])  # same column, next column
-    assert len({tuple(r.tolist()) for r in code}) == 16  # every patch has its own code
-    with pytest.raises(ValueError, match="square"):
-        patch_position_code(15, 8)
