@@ -141,9 +141,9 @@ class Recipe:
         apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
         policy = LaWAMPolicy(cfg)
         found = find_checkpoints(self.out / "runs")
-        if found:
-            from safetensors.torch import load_file
-            policy.load_state_dict(load_file(str(found[-1][2] / "model.safetensors")))
+        if found:  # the frozen encoder's weights must be the trained ones before features are cached
+            stage, _, path = found[-1]
+            load_weights(policy, path, stage1_only=stage == 1)
         t = time.monotonic()
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if self.progress else None)
@@ -213,8 +213,7 @@ class Recipe:
         if self.phase("stage2"):
             return
         if latest_checkpoint(self.out / "runs", 2) is None:
-            from safetensors.torch import load_file
-            policy.load_state_dict(load_file(str(latest_checkpoint(self.out / "runs", 1) / "model.safetensors")))
+            load_weights(policy, latest_checkpoint(self.out / "runs", 1), stage1_only=True)
         trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log)
         reports = self.state.setdefault("stage2_reports", [])
         # Held-out reports after 5 % of stage 2 (the go/no-go figure: with the default 25 % stage-1 share it
@@ -276,6 +275,22 @@ class Recipe:
         self.evaluate(checkpoint)
         self.report()
         return 0
+
+
+STAGE1_MODULES = ("encoder", "idm", "lawm", "aux_heads")
+
+
+def load_weights(policy, checkpoint_dir: Path, stage1_only: bool) -> None:
+    """Weights from a training checkpoint; `stage1_only`: only the stage-1 modules (a stage-1 checkpoint
+    also stores the VLM and expert it never trained: stage 2 starts them from their initialisation, which the
+    seeded construction makes the same values)."""
+    from safetensors.torch import load_file
+    state = load_file(str(Path(checkpoint_dir) / "model.safetensors"))
+    if stage1_only:
+        state = {k: v for k, v in state.items() if k.split(".", 1)[0] in STAGE1_MODULES}
+    missing, unexpected = policy.load_state_dict(state, strict=not stage1_only)
+    if unexpected or any(k.split(".", 1)[0] in STAGE1_MODULES for k in missing):
+        raise RuntimeError(f"checkpoint {checkpoint_dir} does not fit the model: {unexpected[:3]} {missing[:3]}")
 
 
 def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, epoch_steps: int) -> tuple[int, int]:
