@@ -208,7 +208,7 @@ class Recipe:
             self.phase("stage1")["latent"] = figures
             self.save()
 
-    def stage2(self, policy, train, val, steps: int, t_train0: float) -> None:
+    def stage2(self, policy, train, val, steps: int) -> None:
         from .train import Trainer, latest_checkpoint
         if self.phase("stage2"):
             return
@@ -219,14 +219,16 @@ class Recipe:
         # Held-out reports after 5 % of stage 2 (the go/no-go figure: with the default 25 % stage-1 share it
         # comes within the first 20 min of training) and at every sixth.
         marks = sorted({max(1, steps // 20)} | {steps * k // 6 for k in range(1, 7)})
-        t = time.monotonic()
         first = True
         while trainer.step < steps:
             stop = next(m for m in marks if m > trainer.step)
+            t = time.monotonic()
             trainer.fit(resume=first, stop_after=stop)
             first = False
+            # training wall time over resumes: stage 1's plus every stage-2 segment's (evaluations excluded)
+            self.state["stage2_wall_s"] = self.state.get("stage2_wall_s", 0.0) + time.monotonic() - t
             figures = heldout_figures(policy, val)
-            elapsed = self.state.get("stage1_wall_s", 0.0) + time.monotonic() - t_train0
+            elapsed = self.phase("stage1")["wall_s"] + self.state["stage2_wall_s"]
             figures.update(step=trainer.step, training_wall_s=elapsed, go_no_go=not reports)
             reports.append(figures)
             self.log(f"{'GO/NO-GO ' if figures['go_no_go'] else ''}step {trainer.step}, {elapsed / 60:.1f} min of "
@@ -234,7 +236,8 @@ class Recipe:
                      f"step {figures['first_error_m'] * 100:.1f} cm), start frames within the bridge's start "
                      f"distance {figures['start_within_share'] * 100:.0f} %")
             self.save()
-        self.done("stage2", wall_s=time.monotonic() - t, steps=trainer.step, final=reports[-1] if reports else {})
+        self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
+                  final=reports[-1] if reports else {})
 
     def export(self, policy) -> Path:
         target = self.out / "checkpoint"
@@ -269,8 +272,7 @@ class Recipe:
         policy, train, val = self.build()
         plan = self.plan(policy, train)
         self.stage1(policy, train, val, plan["stage1_steps"])
-        self.state["stage1_wall_s"] = self.phase("stage1")["wall_s"]
-        self.stage2(policy, train, val, plan["stage2_steps"], time.monotonic())
+        self.stage2(policy, train, val, plan["stage2_steps"])
         checkpoint = self.export(policy)
         self.evaluate(checkpoint)
         self.report()
