@@ -149,7 +149,7 @@ def nothing_written(tmp_path, out):
 
 def column(out, key="observation.state"):
     """(N, D) array of a dataset column, read without decoding any video."""
-    return np.asarray(LeRobotDataset("local/x", root=out).hf_dataset.with_format(None)[key])
+    return np.asarray(PyAVLeRobotDataset("local/x", root=out).hf_dataset.with_format(None)[key])
 
 
 def first_frame(out, camera="primary"):
@@ -261,7 +261,7 @@ def test_camera_size_the_encoder_cannot_take_is_refused_before_writing(tmp_path,
     assert "--image-size" in err and f"{h}x{w}" in err and "even" in err, err
     # and the odd camera imports resized to an even size
     assert bag_main([str(bag), "-o", str(out), "--fps", "10", "--image-size", f"{h - h % 2}x{w - w % 2}"]) == 0
-    shape = LeRobotDataset("local/x", root=out).meta.features["observation.images.primary"]["shape"]
+    shape = PyAVLeRobotDataset("local/x", root=out).meta.features["observation.images.primary"]["shape"]
     assert tuple(shape[:2]) == (h - h % 2, w - w % 2)
 
 
@@ -278,7 +278,7 @@ def test_stream_gap_splits_the_episode_and_is_reported(tmp_path, capsys, silent_
     out = tmp_path / "ds"
     assert bag_main([str(bag), "-o", str(out), "--fps", "10"]) == 0
     report = capsys.readouterr().out
-    ds = LeRobotDataset("local/x", root=out)
+    ds = PyAVLeRobotDataset("local/x", root=out)
     assert ds.meta.total_episodes == 2
     eps = [ds.meta.episodes[i] for i in range(2)]
     assert [e["length"] for e in eps] == [15, 15]
@@ -299,15 +299,15 @@ def test_slower_camera_jittery_delivery_and_max_age_off_are_not_gaps(tmp_path, c
     bag = write_demo_bag(tmp_path / "bag", duration_s=2.0, cam_hz=15.0, receive_delay=bursty)
     assert bag_main([str(bag), "-o", str(tmp_path / "ds"), "--fps", "30"]) == 0
     assert "no stream gaps in 1 episode" in capsys.readouterr().out
-    assert LeRobotDataset("local/x", root=tmp_path / "ds").meta.total_episodes == 1
+    assert PyAVLeRobotDataset("local/x", root=tmp_path / "ds").meta.total_episodes == 1
     gap = write_demo_bag(tmp_path / "gap", duration_s=3.0, silent={CAMERA: [(1.0, 2.0)]})
     assert bag_main([str(gap), "-o", str(tmp_path / "off"), "--fps", "10", "--max-age", f"{CAMERA}=off"]) == 0
-    assert LeRobotDataset("local/x", root=tmp_path / "off").meta.total_episodes == 1
+    assert PyAVLeRobotDataset("local/x", root=tmp_path / "off").meta.total_episodes == 1
     # an explicit age longer than the gap, for every topic: no split either; a shorter one splits
     assert bag_main([str(gap), "-o", str(tmp_path / "long"), "--fps", "10", "--max-age", "1.5"]) == 0
-    assert LeRobotDataset("local/x", root=tmp_path / "long").meta.total_episodes == 1
+    assert PyAVLeRobotDataset("local/x", root=tmp_path / "long").meta.total_episodes == 1
     assert bag_main([str(gap), "-o", str(tmp_path / "short"), "--fps", "10", "--max-age", "0.5"]) == 0
-    assert LeRobotDataset("local/x", root=tmp_path / "short").meta.total_episodes == 2
+    assert PyAVLeRobotDataset("local/x", root=tmp_path / "short").meta.total_episodes == 2
     assert bag_main([str(gap), "-o", str(tmp_path / "bad"), "--max-age", "-1"]) == 2
 
 

@@ -38,7 +38,7 @@ def test_sample_holds_t_tT_chunk_and_states(datasets):
     assert ds.horizon_steps == 4 and ds.layout.names[0] == "x" and ds.cameras == ["primary"]
     # every frame is a sample, also in the last T of an episode (episode_sample)
     assert len(ds) == 12 + 8
-    s = ds[9]  # episode 1, frame 1
+    s = ds[12 + 1]  # episode 1, frame 1
     assert s["images_t"].shape == (1, 24, 32, 3) and s["images_t"].dtype == torch.uint8
     assert abs(int(s["images_t"][0, 4, 4, 0]) - 8) <= 3 and abs(int(s["images_tT"][0, 4, 4, 0]) - 40) <= 3
     np.testing.assert_allclose(s["actions"][:, 0], 1100 + np.array([0.1, 0.2, 0.3, 0.4]), atol=1e-4)

@@ -217,7 +217,7 @@ def test_stale_stream_splits_the_episode_and_bad_messages_are_refused(harness):
     assert r.success, r.message
     assert "split at stream gaps into episodes [0, 1]" in r.message and "(/pose) had no message" in r.message
     assert h.status["gaps"] >= 1 and h.status["gap_frames"] > 0
-    ds = LeRobotDataset("local/x", root=h.output)
+    ds = PyAVLeRobotDataset("local/x", root=h.output)
     assert ds.meta.total_episodes == 2 and len(ds) == r.num_frames
     states = np.asarray(ds.hf_dataset.with_format(None)["observation.state"])  # (no video decoding needed)
     for e in range(2):
