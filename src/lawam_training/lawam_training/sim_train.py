@@ -248,7 +248,8 @@ class Recipe:
             self.log(f"{'GO/NO-GO ' if figures['go_no_go'] else ''}step {trainer.step}, {elapsed / 60:.1f} min of "
                      f"training: held-out action error {figures['action_error_m'] * 100:.1f} cm (chunk mean; first "
                      f"step {figures['first_error_m'] * 100:.1f} cm), start frames within the bridge's start "
-                     f"distance {figures['start_within_share'] * 100:.0f} %")
+                     f"distance {figures['start_within_share'] * 100:.0f} % (distance and angle: "
+                     f"{figures['start_accepted_share'] * 100:.0f} %)")
             self.save()
         self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
                   final=reports[-1] if reports else {})
@@ -372,10 +373,20 @@ def _positions(wire: np.ndarray) -> np.ndarray:
     return wire.reshape(*wire.shape[:-1], -1, 8)[..., :3]
 
 
+def start_accepted(first_action: np.ndarray, state: np.ndarray, limits) -> bool:
+    """Would the bridge's start-up check take a chunk whose first target is `first_action` with the robot at
+    `state` (wire format, 8 per arm)? Every arm within max_start_distance_m and max_start_angle_rad."""
+    from lawam_policy.runtime.quaternion import angle_between
+    a, s = np.asarray(first_action).reshape(-1, 8), np.asarray(state).reshape(-1, 8)
+    return all(np.linalg.norm(x[:3] - y[:3]) <= limits.max_start_distance_m
+               and angle_between(x[3:7], y[3:7]) <= limits.max_start_angle_rad for x, y in zip(a, s))
+
+
 def heldout_figures(policy, val, max_samples: int = 96) -> dict:
-    """Held-out action error (m, chunk mean and first step, averaged over arms) and the share of held-out
+    """Held-out action error (m, chunk mean and first step, averaged over arms); the share of held-out
     episode starts whose first predicted targets lie within the bridge's start distance of the measured EEF
-    (every arm). The policy sees every camera of the sample, primary first."""
+    (every arm), and the share the bridge's start-up check would accept (distance and angle, every arm).
+    The policy sees every camera of the sample, primary first."""
     from lawam_policy.runtime.safety import SafetyLimits
     policy.eval()
     cache = val.datasets[0]
@@ -389,17 +400,19 @@ def heldout_figures(policy, val, max_samples: int = 96) -> dict:
         errs.append(d.mean())
         firsts.append(d[0])
     starts = [j for j, (e, t) in enumerate(cache.indices) if t == 0]
-    within = []
-    limit = SafetyLimits().max_start_distance_m
+    within, accepted = [], []
+    limits = SafetyLimits()  # the start-up limits of both bridges (config/*_bridge.yaml)
     for j in starts:
         s = cache[j]
         pred = policy.predict_chunk(list(s["images_t"].numpy()), s["instruction"], s["control_hz"],
                                     embodiment=s["embodiment"], seed=0)
         d = np.linalg.norm(_positions(pred.actions[0]) - _positions(s["states_t"].numpy()), axis=-1)
-        within.append(bool(np.all(d <= limit)))
+        within.append(bool(np.all(d <= limits.max_start_distance_m)))
+        accepted.append(start_accepted(pred.actions[0], s["states_t"].numpy(), limits))
     policy.train()
     return {"action_error_m": float(np.mean(errs)), "first_error_m": float(np.mean(firsts)),
-            "start_within_share": float(np.mean(within)) if within else 0.0, "samples": len(picks)}
+            "start_within_share": float(np.mean(within)) if within else 0.0,
+            "start_accepted_share": float(np.mean(accepted)) if accepted else 0.0, "samples": len(picks)}
 
 
 def evaluate_checkpoint(checkpoint: Path, scene_name: str, n_seeds: int, progress: bool = True) -> dict:
@@ -451,11 +464,14 @@ def render_report(rep: dict) -> str:
     reps = rep.get("stage2_reports", [])
     if reps:
         lines += ["", "## Held-out figures during stage 2", "", "| step | training min | action error (cm) | "
-                  "first-step error (cm) | starts within start distance |", "|---|---|---|---|---|"]
+                  "first-step error (cm) | starts within start distance | starts accepted (distance and angle) |",
+                  "|---|---|---|---|---|---|"]
         for r in reps:
+            acc = r.get("start_accepted_share")  # absent in reports of runs started before it existed
             lines.append(f"| {r['step']} | {r['training_wall_s'] / 60:.1f} | {r['action_error_m'] * 100:.1f} | "
                          f"{r['first_error_m'] * 100:.1f} | {r['start_within_share'] * 100:.0f} %"
-                         + (" (go/no-go)" if r.get("go_no_go") else "") + " |")
+                         + (" (go/no-go)" if r.get("go_no_go") else "")
+                         + f" | {'-' if acc is None else f'{acc * 100:.0f} %'} |")
     ev = p.get("eval")
     if ev:
         lines += ["", f"## Closed loop (ROS-free, fixed evaluation seeds, {ev['control_hz']:g} Hz)", "",

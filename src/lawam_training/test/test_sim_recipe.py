@@ -168,6 +168,33 @@ def test_heldout_positions_cover_every_arm():
     assert _positions(np.zeros((5, 8))).shape == (5, 1, 3)
 
 
+def test_start_acceptance_checks_distance_and_angle_of_every_arm():
+    """The held-out start figure as the bridge judges a first target: the towel's arms start horizontal and
+    work pointing down, so a policy can be near in position and still refused for the angle."""
+    from lawam_policy.runtime.safety import SafetyLimits
+    from lawam_training.sim_train import start_accepted
+    lim = SafetyLimits()
+    down = [0.0, 0.7071068, 0.0, 0.7071068]          # 90 deg about y
+    arm = lambda p, q: np.r_[p, q, 1.0]              # noqa: E731
+    state = np.r_[arm([0.1, 0.0, 0.2], [0, 0, 0, 1]), arm([-0.1, 0.0, 0.2], [0, 0, 0, 1])]
+    assert start_accepted(state, state, lim)
+    near = np.r_[arm([0.15, 0.05, 0.2], [0, 0, 0, 1]), arm([-0.1, 0.1, 0.15], [0, 0, 0, 1])]
+    assert start_accepted(near, state, lim)
+    assert not start_accepted(np.r_[state[:8], arm([-0.1, 0.0, 0.2], down)], state, lim)   # right arm's angle
+    assert not start_accepted(np.r_[arm([0.1, 0.2, 0.2], [0, 0, 0, 1]), state[8:]], state, lim)  # left distance
+    assert not start_accepted(arm([0.5, 0, 0.3], [0, 0, 0, 1]), arm([0.5, 0, 0.1], [0, 0, 0, 1]), lim)
+
+
+def test_report_renders_stage2_figures_with_and_without_start_acceptance():
+    from lawam_training.sim_train import render_report
+    old = {"step": 10, "training_wall_s": 60, "action_error_m": 0.1, "first_error_m": 0.1,
+           "start_within_share": 0.5}
+    rep = {"system": "quanta_towel_fold", "settings": {"batch_size": 32}, "phases": {},
+           "stage2_reports": [old, dict(old, step=20, start_accepted_share=0.25)]}
+    md = render_report(rep)
+    assert "| 10 | 1.0 | 10.0 | 10.0 | 50 % | - |" in md and "| 20 | 1.0 | 10.0 | 10.0 | 50 % | 25 % |" in md
+
+
 ROLES3 = ("primary", "left_wrist", "right_wrist")
 
 
