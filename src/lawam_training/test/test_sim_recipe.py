@@ -278,7 +278,7 @@ def test_collect_records_every_camera_of_the_system(tmp_path):
     pytest.importorskip("lerobot")
     from lawam_sim.rendering import CameraRig
     from lawam_sim.scenes import make_scene
-    from lawam_training.frame_cache import decode_video_frames
+    from lawam_training.video_decode import decode_all_frames
     from lawam_training.sim_demos import collect, training_seeds
 
     info = collect("quanta_towel_fold", sim_train.workspace_root() / "config", tmp_path / "d", 1, 10,
@@ -295,6 +295,6 @@ def test_collect_records_every_camera_of_the_system(tmp_path):
     rig.close()
     for v, role in enumerate(ROLES3):
         (video,) = (tmp_path / "d" / "videos" / f"observation.images.{role}").rglob("*.mp4")
-        first = decode_video_frames(video)[1][0].astype(float)
+        first = decode_all_frames(video)[1][0].astype(float)
         errors = [float(np.abs(first - t).mean()) for t in truth]
         assert int(np.argmin(errors)) == v, (role, errors)
