@@ -23,7 +23,8 @@ from typing import Callable
 
 BOOL_CHOICES = ("true", "false")
 # Arguments earlier versions had, with what to do instead (said in the unknown-argument error).
-REMOVED_ARGUMENTS = {"scene": "each system runs one scene: pick the system, e.g. franka_drawer; see lawam launch --list"}
+REMOVED_ARGUMENTS = {"scene": "each system runs one scene: pick the system, e.g. franka_drawer; "
+                              "see lawam launch --list"}
 
 
 class ArgumentError(ValueError):

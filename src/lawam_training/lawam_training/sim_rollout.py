@@ -2,12 +2,13 @@
 
 The same pieces the ROS system runs, without DDS: the policy predicts a chunk from the twin's camera images
 (one per camera role of the system, primary first; stamped with the render time, as the policy node stamps
-chunks with the observation time), the
-``BridgeCore`` executes it in physical time behind the safety layer (start-up check, ramp, blending), and the
-scene's controller tracks the commanded pose of every arm; the gripper openings are streamed as the bridges'
-topic modes do in sim. ``bridge_limits`` reads the system's bridge safety limits from its parameter file. A new chunk is requested when the running one is about to end, with the engine's rule
-(``remaining <= latency + margin + frame period``). ``latency_s`` delays each chunk's arrival in sim time
-(inference is otherwise free here: the sim waits for it), so asynchronous execution can be reproduced.
+chunks with the observation time), the ``BridgeCore`` executes it in physical time behind the safety layer
+(start-up check, ramp, blending; ``bridge_limits`` reads the limits from the system's bridge parameter
+file), and the scene's controller tracks the commanded pose of every arm; the gripper openings are streamed
+as the bridges' topic modes do in sim. A new chunk is requested when the running one is about to end, with
+the engine's rule (``remaining <= latency + margin + frame period``). ``latency_s`` delays each chunk's
+arrival in sim time (inference is otherwise free here: the sim waits for it), so asynchronous execution can
+be reproduced.
 
 Used by the recipe's evaluation (lawam-sim-train) and the shipped checkpoints' tests; the full ROS system
 is evaluated with ``lawam-eval``.

@@ -7,7 +7,8 @@
 Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/runs):
 1. collect: `--demos` successful scripted-expert episodes (the paper's per-task count, D.3) on seeds disjoint
    from the fixed evaluation seeds, the scene's instructions alternating, through the twin's scene, physics
-   rate and cameras (sim_demos.py; every camera role of the system, primary first), with DART noise; written as a LeRobot v3.0 dataset (DIR/dataset).
+   rate and cameras (sim_demos.py; every camera role of the system, primary first), with DART noise (its
+   sigma per system: SYSTEMS); written as a LeRobot v3.0 dataset (DIR/dataset).
 2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few episodes held out.
 3. plan: a few timed steps of each stage turn `--budget-min` of training wall time into step counts
    (stage 1 gets `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
