@@ -79,6 +79,9 @@ def parse_args(argv=None):
         args.dart_sigma = SYSTEMS[args.system][3]
     if not args.dart_sigma >= 0:
         raise RecipeError(f"--dart-sigma must be >= 0 m, got {args.dart_sigma}")
+    demos = args.demos or SYSTEMS[args.system][1]
+    if not 0 <= args.val_episodes < demos:  # nothing would be left to train on
+        raise RecipeError(f"--val-episodes must be in 0..{demos - 1} for {demos} demos, got {args.val_episodes}")
     if not args.budget_min > 0:
         raise RecipeError(f"--budget-min must be positive, got {args.budget_min}")
     if not 0 < args.stage1_share < 1:

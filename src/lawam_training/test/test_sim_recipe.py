@@ -152,6 +152,10 @@ def test_per_system_defaults_and_pick_place_settings_unchanged():
     assert parse_args(["--system", "quanta_towel_fold", "--output", "x", "--dart-sigma", "0"]).dart_sigma == 0.0
     with pytest.raises(RecipeError, match="--dart-sigma"):
         parse_args(["--system", "franka_drawer", "--output", "x", "--dart-sigma", "-0.01"])
+    # a smoke run with few demos must keep some for training (6 held out by default)
+    with pytest.raises(RecipeError, match="--val-episodes must be in 0..3 for 4 demos"):
+        parse_args(["--system", "quanta_towel_fold", "--output", "x", "--demos", "4"])
+    assert parse_args(["--system", "quanta_towel_fold", "--output", "x", "--demos", "4", "--val-episodes", "1"])
 
 
 def test_twin_cameras_in_role_order():
