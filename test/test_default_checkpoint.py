@@ -47,7 +47,7 @@ def test_hardware_without_checkpoint_is_a_one_line_error(shipped):
 
 def test_missing_shipped_checkpoint_is_a_one_line_error_saying_how_to_pass_one(shipped):
     with pytest.raises(CheckpointError) as e:
-        SYSTEMS["franka_pick_place"].resolve({"scene": "franka_drawer"})   # its directory has no checkpoint
+        SYSTEMS["franka_drawer"].resolve({})   # its directory has no checkpoint
     msg = str(e.value)
     assert "\n" not in msg and "franka_drawer" in msg and "checkpoint:=DIR" in msg
     with pytest.raises(CheckpointError):
@@ -61,15 +61,32 @@ def test_untrained_preset_only_in_sim(shipped):
         SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "checkpoint": "preset:tiny"})
 
 
-def test_scene_picks_the_twins_scene_and_the_default_task(shipped):
+def test_each_system_runs_its_scene_with_its_default_task_and_checkpoint(shipped):
     (shipped / "franka_drawer" / "lawam_config.json").write_text("{}")
-    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"scene": "franka_drawer"})}
+    nodes = {n.name: n for n in SYSTEMS["franka_drawer"].resolve({})}
     assert nodes["franka_twin"].parameters == {"scene": "franka_drawer", "task": "open the drawer"}
     assert nodes["policy_node"].parameters["task"] == "open the drawer"
     assert nodes["policy_node"].parameters["checkpoint"] == str(shipped / "franka_drawer")
+    assert nodes["policy_node"].parameters["embodiment"] == "franka_panda"
+    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({})}
+    assert nodes["franka_twin"].parameters == {"scene": "franka_pick_place", "task": "put the red cube in the bowl"}
+    assert nodes["policy_node"].parameters["checkpoint"] == str(shipped / "franka_pick_place")
     task = "put the green cube in the bowl"
     nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"task": task})}
     assert nodes["franka_twin"].parameters["task"] == task and nodes["policy_node"].parameters["task"] == task
+
+
+def test_every_scene_is_one_systems_scene():
+    from lawam_sim.scenes import INSTRUCTIONS
+    assert sorted(SCENE_SYSTEMS) == sorted(INSTRUCTIONS) == sorted(s.scene for s in SYSTEMS.values())
+    assert all(SCENE_SYSTEMS[s.scene] == name for name, s in SYSTEMS.items())
+
+
+def test_the_former_scene_argument_says_which_system_to_pick():
+    with pytest.raises(systems.ArgumentError) as e:
+        SYSTEMS["franka_pick_place"].resolve({"scene": "franka_drawer"})
+    msg = str(e.value)
+    assert "\n" not in msg and "unknown argument 'scene'" in msg and "franka_drawer" in msg
 
 
 def test_every_scene_has_an_installed_checkpoint_directory():

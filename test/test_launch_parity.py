@@ -110,8 +110,11 @@ CASES = [
     ("franka_pick_place", {}),
     ("franka_pick_place", {"use_sim": "false", "checkpoint": "/ckpt", "task": "open the drawer",
                            "wrist_camera": "/wrist/image", "demo_output": "/tmp/demo"}),
-    ("franka_pick_place", {"scene": "franka_drawer", "checkpoint": "preset:tiny"}),
     ("franka_pick_place", {"use_sim": "false", "checkpoint": "/ckpt", "robot_profile": "fr3"}),
+    ("franka_drawer", {}),
+    ("franka_drawer", {"checkpoint": "preset:tiny", "task": "open the drawer"}),
+    ("franka_drawer", {"use_sim": "false", "checkpoint": "/ckpt", "robot_profile": "fr3",
+                       "wrist_camera": "/wrist/image", "demo_output": "/tmp/demo"}),
     ("quanta_towel_fold", {}),
     ("quanta_towel_fold", {"device": "cuda", "high_camera": "/top/image"}),
 ]
@@ -127,6 +130,21 @@ def test_launch_file_and_runner_start_the_same_nodes(system, overrides, monkeypa
     for started in from_runner:
         for f in started["param_files"]:
             assert os.path.isfile(f), f"{started['name']}: missing parameter file {f}"
+
+
+def test_every_system_has_its_launch_file_and_every_launch_file_a_system():
+    files = {f[:-len(".launch.py")] for f in os.listdir(LAUNCH_DIR) if f.endswith(".launch.py")}
+    assert files == set(SYSTEMS)
+
+
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_launch_file_runs_its_own_systems_scene(system, monkeypatch):
+    """A launch file built from another system (e.g. a copied file still naming franka_pick_place) would
+    start the twin in that system's scene."""
+    _, nodes = _launch_file_nodes(system, {}, monkeypatch)
+    twin = next(n for n in nodes if n.kwargs["name"].endswith("_twin"))
+    (overrides,) = [p for p in twin.kwargs["parameters"] if isinstance(p, dict)]
+    assert overrides["scene"] == SYSTEMS[system].scene == system
 
 
 def test_parity_check_notices_a_divergence(monkeypatch, tmp_path):

@@ -94,7 +94,7 @@ def test_sigint_then_sigterm_after_timeout(tmp_path):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["launch", "nope"], "unknown system 'nope'; valid: franka_pick_place, quanta_towel_fold"),
+    (["launch", "nope"], "unknown system 'nope'; valid: franka_drawer, franka_pick_place, quanta_towel_fold"),
     (["launch", "franka_pick_place", "colour:=red"], "unknown argument 'colour'"),
     (["launch", "franka_pick_place", "use_sim:=maybe"], "bad value 'maybe' for argument 'use_sim'; valid: true, false"),
     (["launch", "franka_pick_place", "use_sim=true"], "expected name:=value"),
@@ -112,6 +112,8 @@ def test_list_shows_systems_with_arguments():
     assert out.returncode == 0
     assert "use_sim:='true' {true|false}" in out.stdout
     assert "left_wrist_camera:='/cam_left_wrist/image_raw'" in out.stdout
+    systems = [line.split(":")[0] for line in out.stdout.splitlines() if line and not line.startswith(" ")]
+    assert systems == ["franka_pick_place", "franka_drawer", "quanta_towel_fold"]
 
 
 @pytest.mark.slow

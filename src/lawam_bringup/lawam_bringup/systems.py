@@ -4,6 +4,10 @@ This is the single source both launch paths are built from: the ROS 2 launch fil
 (`ros2 launch lawam_bringup <system>.launch.py`, see ros_launch.py) and the `lawam launch` runner
 for machines without ROS 2's launch tooling (see runner.py). Neither adds nodes or parameters of its own.
 
+Each system runs one task, i.e. one simulated scene of its twin (``System.scene``, a key of
+lawam_sim.scenes.INSTRUCTIONS); the scene picks the twin's scene, the default task and the default checkpoint.
+The Franka tasks are separate systems (franka_pick_place, franka_drawer) with the same arguments.
+
 Default checkpoint, resolved here only (``resolve_checkpoint``): a given ``checkpoint`` is used as is; with
 ``use_sim:=true`` and none given, the simulated scene's shipped checkpoint
 ``share/lawam_bringup/checkpoints/<scene>/`` (source: src/lawam_bringup/checkpoints/<scene>/); with
@@ -14,9 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 BOOL_CHOICES = ("true", "false")
+# Arguments earlier versions had, with what to do instead (said in the unknown-argument error).
+REMOVED_ARGUMENTS = {"scene": "each system runs one scene: pick the system, e.g. franka_drawer; "
+                              "see lawam launch --list"}
 
 
 class ArgumentError(ValueError):
@@ -53,7 +61,7 @@ class System:
     arguments: tuple[Argument, ...]
     nodes: Callable[[dict], list[NodeSpec]]
     embodiment: str = ""
-    scenes: tuple[str, ...] = ()                       # simulated scenes its twin runs; the first is the default
+    scene: str = ""                                    # the simulated scene its twin runs (default task, checkpoint)
     cameras: tuple[tuple[str, str], ...] = ()          # (launch argument of a camera topic, LaWAM camera role)
 
     def camera_roles(self, values: dict[str, str] | None = None) -> list[str]:
@@ -73,7 +81,8 @@ class System:
         values = {a.name: a.default for a in self.arguments}
         for key, value in overrides.items():
             if key not in known:
-                raise ArgumentError(f"unknown argument '{key}' for system '{self.name}'; "
+                hint = f" ({REMOVED_ARGUMENTS[key]})" if key in REMOVED_ARGUMENTS else ""
+                raise ArgumentError(f"unknown argument '{key}' for system '{self.name}'{hint}; "
                                     f"valid: {', '.join(sorted(known))}")
             choices = known[key].choices
             if choices and value not in choices:
@@ -135,29 +144,27 @@ def default_task(scene: str) -> str:
     return INSTRUCTIONS[scene][0]
 
 
-def _common_arguments(camera_defaults: dict[str, str], scenes: tuple[str, ...]) -> tuple[Argument, ...]:
+def _common_arguments(camera_defaults: dict[str, str]) -> tuple[Argument, ...]:
     cams = tuple(Argument(name, topic, f"image topic of the {name.replace('_', ' ')}")
                  for name, topic in camera_defaults.items())
     return (
         Argument("use_sim", "true", "run the embedded MuJoCo twin (true) or talk to the real robot (false)",
                  BOOL_CHOICES),
-        Argument("scene", scenes[0], "simulated scene (use_sim:=true); also picks the default task and checkpoint",
-                 scenes),
-        Argument("checkpoint", "", "LaWAM checkpoint directory; empty = the scene's shipped checkpoint with "
+        Argument("checkpoint", "", "LaWAM checkpoint directory; empty = the system's shipped sim checkpoint with "
                                    "use_sim:=true (required with use_sim:=false); preset:tiny = untrained (sim)"),
-        Argument("task", "", "initial language instruction; empty = the scene's default instruction"),
+        Argument("task", "", "initial language instruction; empty = the system's default instruction"),
         Argument("device", "cpu", "torch device for the policy, e.g. cpu, cuda, cuda:1"),
         *cams,
         Argument("demo_output", "", "directory for demo outputs (summary.json, video, plots); empty = none"),
     )
 
 
-def _task(args: dict) -> str:
-    return args["task"] or default_task(args["scene"])
+def _task(args: dict, scene: str) -> str:
+    return args["task"] or default_task(scene)
 
 
-def _policy(args: dict, embodiment: str, cameras: list[str], roles: list[str], **extra) -> NodeSpec:
-    checkpoint = resolve_checkpoint(args["checkpoint"], args["use_sim"] == "true", args["scene"])
+def _policy(args: dict, scene: str, embodiment: str, cameras: list[str], roles: list[str], **extra) -> NodeSpec:
+    checkpoint = resolve_checkpoint(args["checkpoint"], args["use_sim"] == "true", scene)
     preset = {}
     if checkpoint.startswith(PRESET_PREFIX):  # the policy node runs `preset` when `checkpoint` is empty
         checkpoint, preset = "", {"preset": checkpoint[len(PRESET_PREFIX):]}
@@ -168,7 +175,7 @@ def _policy(args: dict, embodiment: str, cameras: list[str], roles: list[str], *
             "use_sim_time": args["use_sim"] == "true",
             "checkpoint": checkpoint,
             **preset,
-            "task": _task(args),
+            "task": _task(args, scene),
             "device": args["device"],
             "embodiment": embodiment,
             "camera_topics": cameras,
@@ -195,7 +202,8 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, t
 FRANKA_PROFILES = {"panda": ((), ""), "fr3": (("franka_bridge_fr3.yaml",), "fr3_link0")}
 
 
-def _franka_pick_place(args: dict) -> list[NodeSpec]:
+def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
+    """Twin (sim) + policy + Franka bridge for one Franka task; `scene` is the twin's scene."""
     sim = args["use_sim"] == "true"
     profile_files, frame = FRANKA_PROFILES[args["robot_profile"]]
     if sim and args["robot_profile"] != "panda":
@@ -206,55 +214,60 @@ def _franka_pick_place(args: dict) -> list[NodeSpec]:
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
-                              parameters={"scene": args["scene"], "task": _task(args)},
+                              parameters={"scene": scene, "task": _task(args, scene)},
                               remappings=(("/camera/color/image_raw", args["primary_camera"]),)))
-    nodes.append(_policy(args, "franka_panda", cameras, roles, **({"frame_id": frame} if frame else {})))
+    nodes.append(_policy(args, scene, "franka_panda", cameras, roles, **({"frame_id": frame} if frame else {})))
     # The twin takes the gripper as a width topic, never franka_msgs actions (even where those import).
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
                           param_files=("franka_bridge.yaml",) + profile_files,
                           parameters={"use_sim_time": sim, **({"gripper_mode": "topic"} if sim else {})}))
-    return nodes + _monitor(args, "franka_pick_place", cameras, "/franka_robot_state_broadcaster/current_pose",
-                             "franka_twin")
+    return nodes + _monitor(args, system, cameras, "/franka_robot_state_broadcaster/current_pose", "franka_twin")
 
 
-def _quanta_towel_fold(args: dict) -> list[NodeSpec]:
+def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
+    """Twin (sim) + policy + Quanta bridge for one bimanual task; `scene` is the twin's scene."""
     sim = args["use_sim"] == "true"
     cameras = [args["high_camera"], args["left_wrist_camera"], args["right_wrist_camera"]]
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "quanta_twin", "quanta_twin", param_files=("quanta_twin.yaml",),
-                              parameters={"scene": args["scene"], "task": _task(args)},
+                              parameters={"scene": scene, "task": _task(args, scene)},
                               remappings=(("/cam_high/image_raw", args["high_camera"]),
                                           ("/cam_left_wrist/image_raw", args["left_wrist_camera"]),
                                           ("/cam_right_wrist/image_raw", args["right_wrist_camera"]))))
-    nodes.append(_policy(args, "quanta_x1", cameras, ["primary", "left_wrist", "right_wrist"]))
+    nodes.append(_policy(args, scene, "quanta_x1", cameras, ["primary", "left_wrist", "right_wrist"]))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, "quanta_towel_fold", cameras, "/left_arm/current_pose", "quanta_twin")
+    return nodes + _monitor(args, system, cameras, "/left_arm/current_pose", "quanta_twin")
 
 
-FRANKA_SCENES = ("franka_pick_place", "franka_drawer")
-QUANTA_SCENES = ("quanta_towel_fold",)
+def _franka_system(name: str, description: str) -> System:
+    """A Franka task: the system `name` runs the twin scene of the same name; all Franka tasks share arguments."""
+    return System(name, description,
+                  _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}) + (
+                      Argument("robot_profile", "panda", "Franka bridge profile: panda (the twin; franka_ros2 humble "
+                               "v0.1.x naming) or fr3 (franka_ros2 jazzy); see config/franka_bridge*.yaml",
+                               ("panda", "fr3")),),
+                  partial(_franka, system=name, scene=name), embodiment="franka_panda", scene=name,
+                  cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist")))
+
+
 SYSTEMS: dict[str, System] = {s.name: s for s in (
-    System("franka_pick_place",
-           "Franka Panda pick-and-place (and drawer) with the LaWAM policy; MuJoCo twin by default",
-           _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}, FRANKA_SCENES) + (
-               Argument("robot_profile", "panda", "Franka bridge profile: panda (the twin; franka_ros2 humble "
-                        "v0.1.x naming) or fr3 (franka_ros2 jazzy); see config/franka_bridge*.yaml",
-                        ("panda", "fr3")),),
-           _franka_pick_place, embodiment="franka_panda", scenes=FRANKA_SCENES,
-           cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist"))),
+    _franka_system("franka_pick_place", "Franka Panda pick-and-place (the red or the green cube into the bowl) "
+                                        "with the LaWAM policy; MuJoCo twin by default"),
+    _franka_system("franka_drawer", "Franka Panda drawer opening with the LaWAM policy; MuJoCo twin by default"),
     System("quanta_towel_fold",
            "Quanta X1 bimanual towel fold with the LaWAM policy; MuJoCo twin by default",
            _common_arguments({"high_camera": "/cam_high/image_raw",
                               "left_wrist_camera": "/cam_left_wrist/image_raw",
-                              "right_wrist_camera": "/cam_right_wrist/image_raw"}, QUANTA_SCENES),
-           _quanta_towel_fold, embodiment="quanta_x1", scenes=QUANTA_SCENES,
+                              "right_wrist_camera": "/cam_right_wrist/image_raw"}),
+           partial(_quanta, system="quanta_towel_fold", scene="quanta_towel_fold"), embodiment="quanta_x1",
+           scene="quanta_towel_fold",
            cameras=(("high_camera", "primary"), ("left_wrist_camera", "left_wrist"),
                     ("right_wrist_camera", "right_wrist"))),
 )}
 # simulated scene -> the system whose twin runs it
-SCENE_SYSTEMS: dict[str, str] = {scene: s.name for s in SYSTEMS.values() for scene in s.scenes}
+SCENE_SYSTEMS: dict[str, str] = {s.scene: s.name for s in SYSTEMS.values()}
 
 
 def get_system(name: str) -> System:

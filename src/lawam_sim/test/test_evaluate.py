@@ -93,6 +93,7 @@ def test_a_matching_checkpoint_is_accepted(tmp_path):
 @pytest.mark.parametrize("system,embodiment,roles,named", [
     ("franka_pick_place", "quanta_x1", ["primary", "left_wrist", "right_wrist"], "'quanta_x1'"),
     ("franka_pick_place", "franka_panda", ["primary", "wrist"], "['primary', 'wrist']"),
+    ("franka_drawer", "quanta_x1", ["primary", "left_wrist", "right_wrist"], "'quanta_x1'"),
     ("quanta_towel_fold", "quanta_x1", ["primary", "right_wrist", "left_wrist"], "['primary', 'right_wrist', 'left_wrist']"),
 ])
 def test_a_checkpoint_for_another_embodiment_or_cameras_is_refused_naming_both(system, embodiment, roles, named,

@@ -1,10 +1,11 @@
 """Scripted-expert demonstrations from a MuJoCo twin scene, recorded ROS-free into a LeRobot v3.0 dataset.
 
-The scene, physics rate, workspace box, camera and image size are the twin node's (config/<twin>.yaml), so
+The scene, physics rate, workspace box, cameras and image size are the twin node's (config/<twin>.yaml), so
 the frames are the ones the policy node receives from the twin. Per frame (at ``fps``, which must divide the
-expert's control rate): the primary camera image, the measured EEF state and the expert's commanded EEF
-target, taken at the same instant (the command issued when the image was taken, as the recorder pairs the
-latest teleop command with a frame).
+expert's control rate): one image per camera of the system (``TWINS``: the twin's scene cameras in the
+system's camera-role order, primary first), the measured EEF state of every arm and the expert's commanded
+EEF targets, taken at the same instant (the command issued when the image was taken, as the recorder pairs
+the latest teleop command with a frame).
 
 DART-style noise (Laskey et al. 2017): with ``dart_sigma_m > 0`` the *executed* target is the expert's target
 plus a slowly varying (Ornstein-Uhlenbeck) position offset, while the *recorded* action stays the expert's
@@ -19,10 +20,30 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-TWINS = {  # scene -> (twin node, embodiment, camera in the scene, dataset camera role)
+# scene -> (twin node, embodiment, camera(s) in the scene, dataset camera role(s)). One camera: two names;
+# several: two tuples of equal length in the order of the system's camera roles (lawam_bringup.systems), the
+# primary first. The scene cameras are the ones the twin node publishes on the system's camera topics
+# (franka_twin: front; quanta_twin: cam_high, left_wrist, right_wrist).
+TWINS = {
     "franka_pick_place": ("franka_twin", "franka_panda", "front", "primary"),
     "franka_drawer": ("franka_twin", "franka_panda", "front", "primary"),
+    "quanta_towel_fold": ("quanta_twin", "quanta_x1", ("cam_high", "left_wrist", "right_wrist"),
+                          ("primary", "left_wrist", "right_wrist")),
 }
+
+
+def camera_list(camera) -> list[str]:
+    """One camera name or a sequence of them -> a list (the order kept: the first is the primary view)."""
+    return [camera] if isinstance(camera, str) else list(camera)
+
+
+def twin_cameras(scene_name: str) -> list[tuple[str, str]]:
+    """Ordered (scene camera, dataset camera role) pairs of a scene's twin; the first is the primary view."""
+    _, _, cameras, roles = TWINS[scene_name]
+    cameras, roles = camera_list(cameras), camera_list(roles)
+    if len(cameras) != len(roles):
+        raise ValueError(f"TWINS[{scene_name!r}]: {len(cameras)} cameras for {len(roles)} roles")
+    return list(zip(cameras, roles))
 
 
 @dataclass
@@ -73,9 +94,11 @@ class OUNoise:
         return self.x
 
 
-def record_episode(scene, rig, camera: str, seed: int, instruction: str, fps: int, dart_sigma_m: float = 0.0,
+def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, dart_sigma_m: float = 0.0,
                    dart_tau_s: float = 0.5, settle_s: float = 1.0):
-    """Run the scene's expert once; returns (frames, metrics). frames: list of (image, state, action)."""
+    """Run the scene's expert once; returns (frames, metrics). frames: list of (images, state, action) with
+    images a list of (H, W, 3) uint8 arrays, one per camera of `camera` (a scene camera name or an ordered
+    sequence of them)."""
     from lawam_sim.experts import make_expert
 
     scene.reset(seed, instruction)
@@ -88,11 +111,12 @@ def record_episode(scene, rig, camera: str, seed: int, instruction: str, fps: in
     ticks = int(round(ticks))
     rng = np.random.default_rng(seed + 7919)
     noise = {arm: OUNoise(dart_sigma_m, dart_tau_s, rng) for arm in arms}
+    cameras = camera_list(camera)
     frames, tick, done_at = [], 0, None
     while scene.time < scene.episode_s:
         take = tick % ticks == 0
         if take:
-            image, state = rig.render(scene.data, camera), state_vector(scene, arms)
+            images, state = [rig.render(scene.data, c) for c in cameras], state_vector(scene, arms)
         action = expert.act(scene)
         wire = []
         for arm in arms:
@@ -102,7 +126,7 @@ def record_episode(scene, rig, camera: str, seed: int, instruction: str, fps: in
             scene.set_gripper(arm, opening)
             wire += [pos, quat, [opening]]
         if take:
-            frames.append((image, state, np.concatenate(wire).astype(np.float32)))
+            frames.append((images, state, np.concatenate(wire).astype(np.float32)))
         scene.step(steps_per_action)
         tick += 1
         if expert.done and done_at is None:
@@ -126,12 +150,13 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     from lawam_sim.scenes import make_scene
     from lawam_training.episode_store import EpisodeStore, make_features, read_info
 
-    twin, embodiment, camera, role = TWINS[scene_name]
+    twin, embodiment, _, _ = TWINS[scene_name]
+    cameras, roles = zip(*twin_cameras(scene_name))
     s = twin_settings(config_dir, twin)
     scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
     h, w = s.image_size
     rig = CameraRig(scene.model, w, h)
-    store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {role: (h, w)}), embodiment)
+    store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {r: (h, w) for r in roles}), embodiment)
     done = read_info(output)["total_episodes"] if (Path(output) / "meta/info.json").is_file() else 0
     instructions = scene.instructions
     kept, failed, frames_total = done, [], 0
@@ -145,13 +170,13 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
         seed = seeds[i // len(instructions)]
         instruction = instructions[i % len(instructions)]
         i += 1
-        frames, metrics = record_episode(scene, rig, camera, seed, instruction, fps, dart_sigma_m)
+        frames, metrics = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m)
         if not metrics["success"]:
             failed.append(seed)
             continue
         rec = store.begin_episode(instruction)
-        for image, state, action in frames:
-            rec.add_frame({role: image}, state, action)
+        for images, state, action in frames:
+            rec.add_frame(dict(zip(roles, images)), state, action)
         rec.commit()
         kept += 1
         frames_total += len(frames)

@@ -1,19 +1,22 @@
 """ROS-free closed loop: twin scene + the bridge's runtime core + a policy, in one process, on sim time.
 
-The same pieces the ROS system runs, without DDS: the policy predicts a chunk from the twin's camera image
-(stamped with the render time, as the policy node stamps chunks with the observation time), the
-``BridgeCore`` executes it in physical time behind the safety layer (start-up check, ramp, blending), and the
-scene's controller tracks the commanded pose; the gripper opening is streamed as the Franka bridge's topic
-mode does in sim. A new chunk is requested when the running one is about to end, with the engine's rule
-(``remaining <= latency + margin + frame period``). ``latency_s`` delays each chunk's arrival in sim time
-(inference is otherwise free here: the sim waits for it), so asynchronous execution can be reproduced.
+The same pieces the ROS system runs, without DDS: the policy predicts a chunk from the twin's camera images
+(one per camera role of the system, primary first; stamped with the render time, as the policy node stamps
+chunks with the observation time), the ``BridgeCore`` executes it in physical time behind the safety layer
+(start-up check, ramp, blending; ``bridge_limits`` reads the limits from the system's bridge parameter
+file), and the scene's controller tracks the commanded pose of every arm; the gripper openings are streamed
+as the bridges' topic modes do in sim. A new chunk is requested when the running one is about to end, with
+the engine's rule (``remaining <= latency + margin + frame period``). ``latency_s`` delays each chunk's
+arrival in sim time (inference is otherwise free here: the sim waits for it), so asynchronous execution can
+be reproduced.
 
 Used by the recipe's evaluation (lawam-sim-train) and the shipped checkpoints' tests; the full ROS system
 is evaluated with ``lawam-eval``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +24,21 @@ from lawam_policy.action_layout import get_layout
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore
 from lawam_policy.runtime.chunk import Chunk
 from lawam_policy.runtime.safety import SafetyLimits
+
+
+BRIDGES = {"franka_panda": "franka_bridge", "quanta_x1": "quanta_bridge"}  # embodiment -> bridge node
+
+
+def bridge_limits(config_dir: Path, embodiment: str) -> SafetyLimits:
+    """The safety limits the embodiment's bridge node runs with (config/<bridge>.yaml; fields it leaves out
+    keep SafetyLimits' defaults). Raises KeyError for an embodiment without a bridge."""
+    import yaml
+    bridge = BRIDGES[embodiment]
+    params = yaml.safe_load((Path(config_dir) / f"{bridge}.yaml").read_text())[bridge]["ros__parameters"]
+    names = {f.name for f in fields(SafetyLimits)}
+    limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in names})
+    limits.validate()
+    return limits
 
 
 @dataclass
@@ -35,13 +53,17 @@ class RolloutResult:
     metrics: dict = field(default_factory=dict)
 
 
-def rollout(policy, scene, rig, camera: str, seed: int, instruction: str, control_hz: float,
+def rollout(policy, scene, rig, camera, seed: int, instruction: str, control_hz: float,
             embodiment: str, limits: SafetyLimits | None = None, bridge_rate_hz: float = 100.0,
             timeout_s: float | None = None, policy_seed: int | None = 0, latency_s: float = 0.0,
             margin_s: float = 0.05, on_chunk=None) -> RolloutResult:
     """One episode from `seed` with `instruction`; stops at the scene's success or `timeout_s` (default: 2x
-    the scene's nominal episode length)."""
+    the scene's nominal episode length). `camera`: the scene camera the policy sees, or an ordered sequence of
+    them (the policy's camera roles, primary first). `limits`: the bridge's safety limits (default:
+    SafetyLimits(), the Franka bridge's; see bridge_limits). `on_chunk(now, primary image, prediction)` is
+    called for every chunk requested."""
     layout = get_layout(embodiment)
+    cameras = [camera] if isinstance(camera, str) else list(camera)
     scene.reset(seed, instruction)
     core = BridgeCore(BridgeConfig(arm_names=tuple(scene.arms), embodiment=embodiment,
                                    control_rate_hz=bridge_rate_hz, limits=limits or SafetyLimits()))
@@ -58,15 +80,15 @@ def rollout(policy, scene, rig, camera: str, seed: int, instruction: str, contro
         for i, arm in enumerate(scene.arms):
             core.on_measured_pose(i, *scene.eef_pose(arm))
         if not pending and (last_end is None or last_end - now <= latency_s + margin_s + frame_period):
-            image = rig.render(scene.data, camera)
-            pred = policy.predict_chunk([image], instruction, control_hz, embodiment=embodiment, seed=policy_seed)
+            images = [rig.render(scene.data, c) for c in cameras]
+            pred = policy.predict_chunk(images, instruction, control_hz, embodiment=embodiment, seed=policy_seed)
             chunks += 1
             chunk = Chunk.from_actions(pred.actions, pred.timestamps, layout, now, chunk_id=chunks,
                                        control_rate_hz=control_hz, horizon_s=len(pred.timestamps) / control_hz)
             pending.append((now + latency_s, chunk))
             last_end = now + chunk.end_offset
             if on_chunk is not None:
-                on_chunk(now, image, pred)
+                on_chunk(now, images[0], pred)
         while pending and pending[0][0] <= now:
             if not core.on_chunk(pending.pop(0)[1], now):
                 refused += 1  # the policy node does not hear of it: the next chunk comes when this one ends
@@ -80,6 +102,41 @@ def rollout(policy, scene, rig, camera: str, seed: int, instruction: str, contro
             t = scene.time - t0
             return RolloutResult(seed, instruction, True, t, t, chunks, refused, scene.metrics())
     return RolloutResult(seed, instruction, False, None, scene.time - t0, chunks, refused, scene.metrics())
+
+
+@dataclass
+class TwinEnv:
+    """A scene set up as its twin node runs it (physics rate, workspace, image size), with its system's
+    cameras (scene camera names in camera-role order, primary first), embodiment and bridge safety limits."""
+    scene_name: str
+    scene: object
+    rig: object
+    cameras: list
+    embodiment: str
+    limits: SafetyLimits
+
+    def rollout(self, policy, seed: int, instruction: str, control_hz: float, **kwargs) -> RolloutResult:
+        return rollout(policy, self.scene, self.rig, self.cameras, seed, instruction, control_hz, self.embodiment,
+                       limits=self.limits, **kwargs)
+
+    def close(self) -> None:
+        self.rig.close()
+
+
+def twin_env(scene_name: str, config_dir: Path) -> TwinEnv:
+    """The twin of `scene_name` (a key of sim_demos.TWINS) from the workspace's config/ directory."""
+    import torch  # noqa: F401  (torch before the first EGL context: importing it afterwards can segfault)
+
+    from lawam_sim.rendering import CameraRig
+    from lawam_sim.scenes import make_scene
+    from .sim_demos import TWINS, twin_cameras, twin_settings
+
+    twin, embodiment, _, _ = TWINS[scene_name]
+    s = twin_settings(config_dir, twin)
+    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
+    rig = CameraRig(scene.model, s.image_size[1], s.image_size[0])
+    return TwinEnv(scene_name, scene, rig, [c for c, _ in twin_cameras(scene_name)], embodiment,
+                   bridge_limits(config_dir, embodiment))
 
 
 def summarize(results: list[RolloutResult]) -> dict:

@@ -1,11 +1,14 @@
 """lawam-sim-train: the reproducible recipe from scripted-expert demos in a twin to a LaWAM that does the task.
 
     lawam-sim-train --system franka_pick_place --output DIR [--budget-min 60] [--resume]
+    lawam-sim-train --system franka_drawer --output DIR          (150 demos)
+    lawam-sim-train --system quanta_towel_fold --output DIR      (280 demos; bimanual, three cameras)
 
 Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/runs):
 1. collect: `--demos` successful scripted-expert episodes (the paper's per-task count, D.3) on seeds disjoint
    from the fixed evaluation seeds, the scene's instructions alternating, through the twin's scene, physics
-   rate and camera (sim_demos.py), with DART noise; written as a LeRobot v3.0 dataset (DIR/dataset).
+   rate and cameras (sim_demos.py; every camera role of the system, primary first), with DART noise (its
+   sigma per system: SYSTEMS); written as a LeRobot v3.0 dataset (DIR/dataset).
 2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few episodes held out.
 3. plan: a few timed steps of each stage turn `--budget-min` of training wall time into step counts
    (stage 1 gets `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
@@ -30,9 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps)
-    "franka_pick_place": ("franka_pick_place", 150, 10),
+SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps, default DART sigma (m))
+    "franka_pick_place": ("franka_pick_place", 150, 10, 0.015),
+    "franka_drawer": ("franka_drawer", 150, 10, 0.002),
+    "quanta_towel_fold": ("quanta_towel_fold", 280, 10, 0.0075),
 }
+# DART sigma per task: the largest noise at which the scripted expert still succeeds in most episodes (failed
+# ones are dropped). The drawer's handle grasp slips when the executed target drifts up by a few mm during the
+# pull (expert success on 16-20 training seeds: 0.001 m 16/16, 0.002 m 19/20, 0.003 m 10/16, 0.015 m 5/16);
+# the towel's corner grasps and fold quality degrade more gently (0.005 m 16/20, 0.0075 m 15/20, 0.015 m 11/20).
 # 10 Hz: divides the experts' 20 Hz, so every recorded action is an issued command; the policy then runs at the
 # same rate (the checkpoint records it).
 
@@ -53,7 +62,9 @@ def parse_args(argv=None):
     ap.add_argument("--budget-min", type=float, default=60.0, help="training wall time (both stages), minutes")
     ap.add_argument("--resume", action="store_true", help="continue the run in --output")
     ap.add_argument("--demos", type=int, default=None, help="expert episodes (default: the paper's count)")
-    ap.add_argument("--dart-sigma", type=float, default=0.015, help="DART noise std of executed targets (m)")
+    ap.add_argument("--dart-sigma", type=float, default=None,
+                    help="DART noise std of executed targets (m); default: the system's (" +
+                         ", ".join(f"{k} {v[3]:g}" for k, v in SYSTEMS.items()) + ")")
     ap.add_argument("--stage1-share", type=float, default=0.25, help="share of the budget for stage 1")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
@@ -64,6 +75,13 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.system not in SYSTEMS:
         raise RecipeError(f"unknown system {args.system!r}; lawam-sim-train knows {sorted(SYSTEMS)}")
+    if args.dart_sigma is None:  # resolved here: recipe.json keeps the value used, so --resume compares it
+        args.dart_sigma = SYSTEMS[args.system][3]
+    if not args.dart_sigma >= 0:
+        raise RecipeError(f"--dart-sigma must be >= 0 m, got {args.dart_sigma}")
+    demos = args.demos or SYSTEMS[args.system][1]
+    if not 0 <= args.val_episodes < demos:  # nothing would be left to train on
+        raise RecipeError(f"--val-episodes must be in 0..{demos - 1} for {demos} demos, got {args.val_episodes}")
     if not args.budget_min > 0:
         raise RecipeError(f"--budget-min must be positive, got {args.budget_min}")
     if not 0 < args.stage1_share < 1:
@@ -76,7 +94,7 @@ class Recipe:
         self.args = args
         self.out = Path(args.output).expanduser().absolute()
         self.state_path = self.out / "recipe.json"
-        self.scene_name, default_demos, self.fps = SYSTEMS[args.system]
+        self.scene_name, default_demos, self.fps, _ = SYSTEMS[args.system]
         self.demos = args.demos or default_demos
         self.progress = not args.no_progress
         settings = {k: v for k, v in vars(args).items() if k not in ("resume", "no_progress", "threads")}
@@ -234,7 +252,8 @@ class Recipe:
             self.log(f"{'GO/NO-GO ' if figures['go_no_go'] else ''}step {trainer.step}, {elapsed / 60:.1f} min of "
                      f"training: held-out action error {figures['action_error_m'] * 100:.1f} cm (chunk mean; first "
                      f"step {figures['first_error_m'] * 100:.1f} cm), start frames within the bridge's start "
-                     f"distance {figures['start_within_share'] * 100:.0f} %")
+                     f"distance {figures['start_within_share'] * 100:.0f} % (distance and angle: "
+                     f"{figures['start_accepted_share'] * 100:.0f} %)")
             self.save()
         self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
                   final=reports[-1] if reports else {})
@@ -352,9 +371,26 @@ def latent_figures(policy, val) -> dict:
     return out
 
 
+def _positions(wire: np.ndarray) -> np.ndarray:
+    """(..., 8*arms) wire actions/states -> (..., arms, 3) positions (per arm: position, quaternion, gripper)."""
+    wire = np.asarray(wire)
+    return wire.reshape(*wire.shape[:-1], -1, 8)[..., :3]
+
+
+def start_accepted(first_action: np.ndarray, state: np.ndarray, limits) -> bool:
+    """Would the bridge's start-up check take a chunk whose first target is `first_action` with the robot at
+    `state` (wire format, 8 per arm)? Every arm within max_start_distance_m and max_start_angle_rad."""
+    from lawam_policy.runtime.quaternion import angle_between
+    a, s = np.asarray(first_action).reshape(-1, 8), np.asarray(state).reshape(-1, 8)
+    return all(np.linalg.norm(x[:3] - y[:3]) <= limits.max_start_distance_m
+               and angle_between(x[3:7], y[3:7]) <= limits.max_start_angle_rad for x, y in zip(a, s))
+
+
 def heldout_figures(policy, val, max_samples: int = 96) -> dict:
-    """Held-out action error (m, chunk mean and first step) and the share of held-out episode starts whose
-    first predicted target lies within the bridge's start distance of the measured EEF."""
+    """Held-out action error (m, chunk mean and first step, averaged over arms); the share of held-out
+    episode starts whose first predicted targets lie within the bridge's start distance of the measured EEF
+    (every arm), and the share the bridge's start-up check would accept (distance and angle, every arm).
+    The policy sees every camera of the sample, primary first."""
     from lawam_policy.runtime.safety import SafetyLimits
     policy.eval()
     cache = val.datasets[0]
@@ -362,22 +398,25 @@ def heldout_figures(policy, val, max_samples: int = 96) -> dict:
     errs, firsts = [], []
     for i in picks:
         s = cache[int(i)]
-        pred = policy.predict_chunk([s["images_t"][0].numpy()], s["instruction"], s["control_hz"],
+        pred = policy.predict_chunk(list(s["images_t"].numpy()), s["instruction"], s["control_hz"],
                                     embodiment=s["embodiment"], seed=0)
-        d = np.linalg.norm(pred.actions[:, :3] - s["actions"][:, :3].numpy(), axis=1)
+        d = np.linalg.norm(_positions(pred.actions) - _positions(s["actions"].numpy()), axis=-1).mean(axis=-1)
         errs.append(d.mean())
         firsts.append(d[0])
     starts = [j for j, (e, t) in enumerate(cache.indices) if t == 0]
-    within = []
-    limit = SafetyLimits().max_start_distance_m
+    within, accepted = [], []
+    limits = SafetyLimits()  # the start-up limits of both bridges (config/*_bridge.yaml)
     for j in starts:
         s = cache[j]
-        pred = policy.predict_chunk([s["images_t"][0].numpy()], s["instruction"], s["control_hz"],
+        pred = policy.predict_chunk(list(s["images_t"].numpy()), s["instruction"], s["control_hz"],
                                     embodiment=s["embodiment"], seed=0)
-        within.append(float(np.linalg.norm(pred.actions[0, :3] - s["states_t"][:3].numpy())) <= limit)
+        d = np.linalg.norm(_positions(pred.actions[0]) - _positions(s["states_t"].numpy()), axis=-1)
+        within.append(bool(np.all(d <= limits.max_start_distance_m)))
+        accepted.append(start_accepted(pred.actions[0], s["states_t"].numpy(), limits))
     policy.train()
     return {"action_error_m": float(np.mean(errs)), "first_error_m": float(np.mean(firsts)),
-            "start_within_share": float(np.mean(within)) if within else 0.0, "samples": len(picks)}
+            "start_within_share": float(np.mean(within)) if within else 0.0,
+            "start_accepted_share": float(np.mean(accepted)) if accepted else 0.0, "samples": len(picks)}
 
 
 def evaluate_checkpoint(checkpoint: Path, scene_name: str, n_seeds: int, progress: bool = True) -> dict:
@@ -386,25 +425,19 @@ def evaluate_checkpoint(checkpoint: Path, scene_name: str, n_seeds: int, progres
     from tqdm import tqdm
 
     from lawam_policy.model import LaWAMPolicy
-    from lawam_sim.rendering import CameraRig
-    from lawam_sim.scenes import make_scene
     from lawam_sim.seeds import EVAL_SEEDS
-    from .sim_demos import TWINS, twin_settings
-    from .sim_rollout import rollout, summarize
+    from .sim_rollout import summarize, twin_env
 
     torch.manual_seed(0)
     policy = LaWAMPolicy.from_pretrained(checkpoint)
-    twin, embodiment, camera, _ = TWINS[scene_name]
-    s = twin_settings(workspace_root() / "config", twin)
-    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
-    rig = CameraRig(scene.model, s.image_size[1], s.image_size[0])
-    rate = policy.config.trained_rates_hz(embodiment)[0]
+    env = twin_env(scene_name, workspace_root() / "config")
+    rate = policy.config.trained_rates_hz(env.embodiment)[0]
     t = time.monotonic()
     results = []
-    runs = [(seed, ins) for seed in EVAL_SEEDS[:n_seeds] for ins in scene.instructions]
+    runs = [(seed, ins) for seed in EVAL_SEEDS[:n_seeds] for ins in env.scene.instructions]
     for seed, ins in tqdm(runs, desc="evaluate", unit="ep", disable=not progress):
-        results.append(rollout(policy, scene, rig, camera, seed, ins, rate, embodiment))
-    rig.close()
+        results.append(env.rollout(policy, seed, ins, rate))
+    env.close()
     return {"wall_s": time.monotonic() - t, "control_hz": rate, "summary": summarize(results),
             "episodes": [{"seed": r.seed, "instruction": r.instruction, "success": r.success,
                           "time_to_success_s": r.time_to_success_s, "chunks": r.chunks,
@@ -435,11 +468,14 @@ def render_report(rep: dict) -> str:
     reps = rep.get("stage2_reports", [])
     if reps:
         lines += ["", "## Held-out figures during stage 2", "", "| step | training min | action error (cm) | "
-                  "first-step error (cm) | starts within start distance |", "|---|---|---|---|---|"]
+                  "first-step error (cm) | starts within start distance | starts accepted (distance and angle) |",
+                  "|---|---|---|---|---|---|"]
         for r in reps:
+            acc = r.get("start_accepted_share")  # absent in reports of runs started before it existed
             lines.append(f"| {r['step']} | {r['training_wall_s'] / 60:.1f} | {r['action_error_m'] * 100:.1f} | "
                          f"{r['first_error_m'] * 100:.1f} | {r['start_within_share'] * 100:.0f} %"
-                         + (" (go/no-go)" if r.get("go_no_go") else "") + " |")
+                         + (" (go/no-go)" if r.get("go_no_go") else "")
+                         + f" | {'-' if acc is None else f'{acc * 100:.0f} %'} |")
     ev = p.get("eval")
     if ev:
         lines += ["", f"## Closed loop (ROS-free, fixed evaluation seeds, {ev['control_hz']:g} Hz)", "",
