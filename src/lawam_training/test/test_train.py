@@ -108,23 +108,26 @@ def test_stage2_keeps_stage1_modules_frozen(demos, tmp_path):
 def test_resume_is_bit_exact(demos, tmp_path, stage):
     ds = DemoDataset(demos, T)
     data = MixedDataset([ds])
-    # 10 steps of 2 samples, an epoch is 16 samples (8 batches): the resumed part crosses an epoch boundary.
-    opts = dict(steps=10, grad_accum=1, warmup_steps=2, checkpoint_every=1000)
+    # Batches of 2 samples; the run is stopped one step before the end of the first epoch and resumed for
+    # three more steps, so the resumed part crosses an epoch boundary.
+    per_epoch = len(ds) // 2
+    cut, total = per_epoch - 1, per_epoch + 2
+    opts = dict(steps=total, grad_accum=1, warmup_steps=2, checkpoint_every=1000)
 
     full = make_policy(ds)
     Trainer(full, stage, data, tmp_path / "full", options(**opts), val_data=data).fit()
 
     first = make_policy(ds)
     tr = Trainer(first, stage, data, tmp_path / "cut", options(**opts), val_data=data)
-    tr.fit(stop_after=7)
-    assert tr.step == 7 and latest_checkpoint(tmp_path / "cut", stage).name == f"stage{stage}_step00000007"
+    tr.fit(stop_after=cut)
+    assert tr.step == cut and latest_checkpoint(tmp_path / "cut", stage).name == f"stage{stage}_step{cut:08d}"
     # The loop draws its noise from per-(step, slot) generators, not the global RNG: disturbing it is harmless.
     torch.manual_seed(1234)
     np.random.seed(99)
     resumed = make_policy(ds, seed=1)  # other initial weights: they must all come from the checkpoint
     tr2 = Trainer(resumed, stage, data, tmp_path / "cut", options(**opts), val_data=data)
     tr2.fit()
-    assert tr2.step == 10
+    assert tr2.step == total
     a, b = full.state_dict(), resumed.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"

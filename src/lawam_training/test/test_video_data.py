@@ -143,13 +143,14 @@ def test_stage1_mixes_video_and_masks_state_loss(videos, tmp_path, monkeypatch):
 
     monkeypatch.setattr(LaWAMPolicy, "latent_action_losses", spy)
     out = tmp_path / "out"
-    # robot: 2 episodes x (8 - 4) pairs = 4 batches; video: the a.mp4 clip, 6 pairs = 3 batches: one epoch = 7
-    rc, log = _finetune(videos, out, "--stage", "1", "--steps", "7", "--video", str(videos / "clips" / "a.mp4"))
+    # robot: 2 episodes x 8 frames (every frame a sample: data.episode_sample) = 8 batches; video: the a.mp4
+    # clip, 6 pairs = 3 batches: one epoch = 11
+    rc, log = _finetune(videos, out, "--stage", "1", "--steps", "11", "--video", str(videos / "clips" / "a.mp4"))
     assert rc == 0, log
     assert "action-free video pairs (state loss masked)" in log
     video = [s for s in seen if s[0] == VIDEO_EMBODIMENT]
     robot = [s for s in seen if s[0] == "franka_panda"]
-    assert len(video) == 3 and len(robot) == 4
+    assert len(video) == 3 and len(robot) == 8
     assert all(not has_states and "state" not in keys for _, has_states, keys in video)
     assert all(has_states and "state" in keys for _, has_states, keys in robot)
     policy = LaWAMPolicy.from_pretrained(out, components="all")
