@@ -15,10 +15,17 @@ CHECKPOINTS = ROOT / "src" / "lawam_bringup" / "checkpoints"
 CASES = {
     "franka_pick_place": (range(5), 4),
 }
+# Targets the shipped checkpoint does not meet yet: the case runs and must fail (strict), so the marker has to go
+# the day a checkpoint meets the target.
+MISSED = {
+    "franka_pick_place": "issue 11 open: the shipped checkpoint reaches 2/60 in the ROS-free closed loop "
+                         "(it does not localise the cubes yet); see checkpoints/franka_pick_place/README.md",
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scene_name", sorted(CASES))
+@pytest.mark.parametrize("scene_name", [pytest.param(s, marks=pytest.mark.xfail(reason=MISSED[s], strict=True))
+                                        if s in MISSED else s for s in sorted(CASES)])
 def test_shipped_checkpoint_solves_its_task(scene_name):
     from lawam_policy.model import LaWAMPolicy
     from lawam_sim.seeds import EVAL_SEEDS
