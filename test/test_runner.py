@@ -1,6 +1,7 @@
 """`lawam launch`: process supervision and command-line errors."""
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,17 @@ def _child(name, body, required=True):
     """) + textwrap.dedent(body)
     return ProcessPlan(NodeSpec("pkg", "exe", name, required=required), [sys.executable, "-c", code])
 
+
+
+@pytest.fixture(autouse=True)
+def children_get_sigint():
+    """A pytest started in the background by a non-interactive shell (`cmd &`, nohup) ignores SIGINT, and an
+    ignored signal stays ignored across exec: the children would never see the runner's SIGINT. `lawam launch`
+    installs its own SIGINT handler before it starts any node (caught signals reset on exec); do the same here."""
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 STAYS_UP_UNTIL_SIGINT = """
     try:
