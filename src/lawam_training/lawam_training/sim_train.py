@@ -185,13 +185,15 @@ class Recipe:
             return self.phase("plan")
         import copy
 
+        import torch
+
         from .data import collate
         batch = collate([train[i] for i in range(self.args.batch_size)])
         per_step = {}
         for stage in (1, 2):
             probe = copy.deepcopy(policy)
             groups = probe.parameter_groups(stage)
-            opt = __import__("torch").optim.AdamW(groups)
+            opt = torch.optim.AdamW(groups)
             fn = probe.latent_action_losses if stage == 1 else probe.training_losses
             times = []
             for _ in range(4):
