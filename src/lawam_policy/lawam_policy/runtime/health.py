@@ -40,6 +40,15 @@ class _Growth:
             self._last[key] = int(v)
         return sorted(out)
 
+    def escalate(self, s: dict, level: int, message: str, refused: str) -> tuple[int, str]:
+        """WARN and name them when rejections (`refused` labels them) or events grew since the last call."""
+        for prefix, label in (("rejections", f"{refused}: "), ("events", "")):
+            grown = self.grown(prefix, s.get(prefix, {}))
+            if grown:
+                level = max(level, WARN)
+                message += f"; {label}{', '.join(grown)}"
+        return level, message
+
 
 class BridgeHealth:
     """`summary(status)` with BridgeCore.status() plus "state" (hold reason or "following") and
@@ -50,19 +59,12 @@ class BridgeHealth:
 
     def summary(self, s: dict) -> tuple[int, str, list[tuple[str, str]]]:
         state = s.get("state", "")
-        new_rejections = self._growth.grown("rejections", s.get("rejections", {}))
-        new_events = self._growth.grown("events", s.get("events", {}))
         level, message = OK, ("following chunks" if state == "following" else f"holding: {state}")
         if not s.get("enabled", True):
             level, message = WARN, "motion disabled: holding"
         elif state in _BAD_HOLDS:
             level = WARN
-        if new_rejections:
-            level = max(level, WARN)
-            message += f"; refused: {', '.join(new_rejections)}"
-        if new_events:
-            level = max(level, WARN)
-            message += f"; {', '.join(new_events)}"
+        level, message = self._growth.escalate(s, level, message, "refused")
         if s.get("last_error"):
             level, message = ERROR, s["last_error"]
         values = [("state", state), ("enabled", _fmt(bool(s.get("enabled", True)))),
@@ -92,14 +94,7 @@ class PolicyHealth:
         state = s.get("state", "starting")
         level = POLICY_LEVELS.get(state, WARN)
         message = f"{state}: {s.get('detail', '')}".rstrip(": ")
-        new_rejections = self._growth.grown("rejections", s.get("rejections", {}))
-        new_events = self._growth.grown("events", s.get("events", {}))
-        if new_rejections:
-            level = max(level, WARN)
-            message += f"; frames refused: {', '.join(new_rejections)}"
-        if new_events:
-            level = max(level, WARN)
-            message += f"; {', '.join(new_events)}"
+        level, message = self._growth.escalate(s, level, message, "frames refused")
         values = [("state", state), ("task", s.get("task", "")), ("model", s.get("model_id", "")),
                   ("enabled", _fmt(bool(s.get("enabled", True)))), ("last_error", s.get("last_error", "")),
                   ("last_inference_latency_ms", _fmt(float(s.get("last_latency_ms", float("nan"))))),
