@@ -105,9 +105,3 @@ class CachedDemoDataset(Dataset):
             item["features_t"] = self.features[g].float()
             item["features_tT"] = self.features[g_future].float()
         return item
-
-    def episode_of(self, i: int) -> int:
-        return self.indices[i][0]
-
-    def wire_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.actions, self.states
