@@ -331,6 +331,22 @@ def test_stage2_overfits_one_batch():
     assert all(torch.equal(v, policy.lawm.state_dict()[k]) for k, v in lawm_before.items()), "LaWM must stay frozen"
 
 
+def test_stage2_reads_a_cached_z_star_in_place_of_the_teacher(policy):
+    """A batch's z_star is the distillation target as given: equal to the teacher's, the losses match;
+    another target changes only the distillation term."""
+    batch = make_batch(np.random.default_rng(11))
+    with torch.no_grad():
+        batch["features_t"] = policy.encode_features(policy._views(batch["images_t"])[:, 0])
+        batch["features_tT"] = policy.encode_features(policy._views(batch["images_tT"])[:, 0])
+        z_star = policy.teacher_latent(batch["features_t"], batch["features_tT"])
+        plain = policy.training_losses(batch, torch.Generator().manual_seed(0))
+        cached = policy.training_losses(dict(batch, z_star=z_star), torch.Generator().manual_seed(0))
+        moved = policy.training_losses(dict(batch, z_star=z_star + 1), torch.Generator().manual_seed(0))
+    assert all(torch.allclose(plain[k], cached[k]) for k in plain)
+    assert moved["distill"] > plain["distill"] + 0.5
+    assert torch.allclose(moved["flow"], plain["flow"]) and torch.allclose(moved["subgoal"], plain["subgoal"])
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 def test_float16_checkpoint_halves_the_file_and_loads_as_float32(policy, tmp_path):
     from safetensors.torch import load_file

@@ -183,7 +183,8 @@ def collate(samples: list[dict]) -> dict:
         if 0 < h < Hmax:
             actions[b, h:] = actions[b, h - 1]
     times = times * mask
-    extra = {k: torch.stack([s[k] for s in samples]) for k in ("features_t", "features_tT") if k in samples[0]}
+    extra = {k: torch.stack([s[k] for s in samples]) for k in ("features_t", "features_tT", "z_star")
+             if k in samples[0]}
     return dict(**extra, images_t=torch.stack([s["images_t"] for s in samples]),
                 images_tT=torch.stack([s["images_tT"] for s in samples]),
                 actions=actions, action_mask=mask, timestamps=times,

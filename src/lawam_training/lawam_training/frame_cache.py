@@ -72,6 +72,7 @@ class CachedDemoDataset(Dataset):
                     self.frames[a + j:a + j + len(sel), v] = (unit.permute(0, 2, 3, 1) * 255).round().byte().numpy()
         self.indices = [(e, t) for e, (a, b, _) in enumerate(self.episodes) for t in range(b - a)]
         self.features = None
+        self.teacher_latents = None  # (N, z_tokens, z_dim) z* per frame's sample, set by cache_teacher_latents
         if encoder is not None:
             self.features = self.compute_features(encoder, batch_size)
 
@@ -83,6 +84,22 @@ class CachedDemoDataset(Dataset):
             unit = torch.from_numpy(self.frames[i:i + batch_size, 0]).permute(0, 3, 1, 2).float().div_(255)
             out.append(encoder(unit).to(torch.float16))
         return torch.cat(out)
+
+    @torch.no_grad()
+    def cache_teacher_latents(self, teacher, batch_size: int = 64) -> None:
+        """z* = teacher(f_t, f_tT) ((B, N, C) x 2 -> (B, z_tokens, z_dim)) of every frame's sample, once: the
+        stage-1 IDM is frozen in stage 2, so recomputing it every step would only cost time."""
+        if self.features is None:
+            raise ValueError("teacher latents need cached features (give the cache an encoder)")
+        future = np.empty(len(self.frames), np.int64)
+        for a, b, _ in self.episodes:
+            for t in range(b - a):
+                future[a + t] = a + episode_sample(b - a, t, self.horizon_steps)[0]
+        out = []
+        for i in range(0, len(future), batch_size):
+            g = np.arange(i, min(i + batch_size, len(future)))
+            out.append(teacher(self.features[g].float(), self.features[future[g]].float()).float())
+        self.teacher_latents = torch.cat(out)
 
     def group_key(self):
         return self.embodiment, len(self.cameras), (self.image_size, self.image_size)
@@ -104,4 +121,6 @@ class CachedDemoDataset(Dataset):
         if self.features is not None:
             item["features_t"] = self.features[g].float()
             item["features_tT"] = self.features[g_future].float()
+        if self.teacher_latents is not None:
+            item["z_star"] = self.teacher_latents[g]
         return item

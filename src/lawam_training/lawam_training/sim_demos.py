@@ -138,7 +138,7 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
 
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
             dart_sigma_m: float = 0.0, progress: bool = True, log=print) -> dict:
-    """Record `episodes` successful expert episodes (each seed once per instruction of the scene)
+    """Record `episodes` successful expert episodes (one seed each, the scene's instructions alternating)
     into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary."""
     from tqdm import tqdm
 
@@ -162,12 +162,12 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     kept, failed, frames_total = done, [], 0
     seeds = training_seeds(2 * episodes + 50, first_seed)
     bar = tqdm(total=episodes, initial=done, desc="collect", unit="ep", disable=not progress)
-    # Paired: each seed's layout is demonstrated once per instruction, so the same image comes with different
-    # instructions and actions (language cannot be ignored). A resumed collection goes on after the episodes
-    # already kept (a seed whose episode failed may then be tried again: harmless).
+    # One layout per episode (both cubes i.i.d. per seed), the instructions alternating: twice the layouts of
+    # demonstrating every seed once per instruction, for a policy that must place the arm from the image. A resumed
+    # collection starts at the seed numbered by the episodes kept (a layout may then repeat: harmless).
     i = done
-    while kept < episodes and i < len(seeds) * len(instructions):
-        seed = seeds[i // len(instructions)]
+    while kept < episodes and i < len(seeds):
+        seed = seeds[i]
         instruction = instructions[i % len(instructions)]
         i += 1
         frames, metrics = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m)

@@ -53,6 +53,14 @@ def test_frame_cache_reads_every_frame_once(tmp_path):
     assert s["action_mask"].all() and s["states_tT"][0].item() == 103
     assert s["features_t"].item() == pytest.approx(50 / 255, abs=0.02)
     assert s["features_tT"].item() == pytest.approx(70 / 255, abs=0.02)
+    assert "z_star" not in s
+
+    # z* cached per sample: the teacher sees that sample's (f_t, f_tT), the future clamped at the episode end
+    cache.cache_teacher_latents(lambda f_t, f_tT: torch.stack([f_t, f_tT], 1)[:, :, 0], batch_size=3)
+    for i, (t, future) in enumerate([(1, 3), (3, 3)]):  # episode 1, frames 1 and 3 (last)
+        z = cache[6 + t]["z_star"]
+        assert z[0].item() == pytest.approx((20 * t + 10) / 255, abs=0.02)
+        assert z[1].item() == pytest.approx((20 * future + 10) / 255, abs=0.02)
 
 
 def test_budget_plan():

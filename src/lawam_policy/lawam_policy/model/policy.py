@@ -14,6 +14,8 @@ Training batches (dict; B samples of ONE embodiment):
     action_mask   (B, H) bool, True for real tokens (padding at the end); defaults to all True.
     timestamps    (B, H) float seconds of each action token (k / f_b; padded entries are ignored).
     states_t, states_tT       (B, 8*arms) wire-format EEF states (stage 1 auxiliary head; optional).
+    z_star        optional (B, z_tokens, z_dim) teacher latents of the frozen stage-1 IDM for these samples
+                  (stage 2); computed from the features when absent.
     embodiment    str, a key of config.embodiments.
     instructions  list of B strings.
 Stage 1: `latent_action_losses(batch)`; stage 2: `training_losses(batch)`. Both return a dict of scalar
@@ -204,7 +206,9 @@ class LaWAMPolicy(nn.Module):
         f_t = (torch.as_tensor(batch["features_t"], device=self.device).float() if "features_t" in batch
                else self.encode_features(unit[:, 0]))
         f_tT = self._batch_features(batch, "tT")
-        z_star = self.teacher_latent(f_t, f_tT)
+        # z* is a deterministic function of the frozen stage-1 IDM: callers may cache it per sample.
+        z_star = (torch.as_tensor(batch["z_star"], device=self.device).float() if "z_star" in batch
+                  else self.teacher_latent(f_t, f_tT))
 
         actions = torch.as_tensor(batch["actions"], device=self.device).float()
         if not batch.get("actions_normalized", False):
