@@ -31,6 +31,7 @@ from lawam_policy.nodes.franka_bridge import FrankaBridge, FrankaGripperActions 
 from lawam_policy.nodes.policy_node import PolicyNode  # noqa: E402
 from lawam_policy.nodes.quanta_bridge import QuantaBridge  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
+from lawam_policy import parameters  # noqa: E402
 from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.runtime.gripper import GripperGoalConfig, GripperGoalLogic  # noqa: E402
 
@@ -81,26 +82,25 @@ def declared(node):
     return {name: p.value for name, p in node._parameters.items() if name not in skip}
 
 
-@pytest.mark.parametrize("yaml_name,factory", [
-    ("franka_bridge.yaml", lambda c: FrankaBridge(context=c)),
-    ("quanta_bridge.yaml", lambda c: QuantaBridge(context=c)),
-    ("policy.yaml", lambda c: PolicyNode(predictor=FakePredictor(), context=c)),
-    ("franka_bridge_fr3.yaml", lambda c: FrankaBridge(context=c)),
+@pytest.mark.parametrize("yaml_names,factory", [
+    (("franka_bridge.yaml",), lambda c: FrankaBridge(context=c)),
+    (("quanta_bridge.yaml",), lambda c: QuantaBridge(context=c)),
+    (("policy.yaml",), lambda c: PolicyNode(predictor=FakePredictor(), context=c)),
+    (("franka_bridge.yaml", "franka_bridge_fr3.yaml"), lambda c: FrankaBridge(context=c)),
 ])
-def test_every_parameter_is_in_the_yaml_with_its_default(ctx, yaml_name, factory):
+def test_every_parameter_is_in_the_reference_with_its_default(ctx, yaml_names, factory):
+    """The node declares exactly the parameters of lawam_policy.parameters (which docs/parameters.md lists),
+    with their defaults; the YAML files only name declared parameters (and hold only what differs)."""
     node = ctx.add(factory(ctx.context))
-    doc = yaml.safe_load((CONFIG / yaml_name).read_text())
-    (name, body), = doc.items()
-    assert name == node.get_name()
-    params = body["ros__parameters"]
     decl = declared(node)
-    if yaml_name.endswith("_fr3.yaml"):  # a profile overlay: names it sets exist; values are its own
-        assert set(params) <= set(decl)
-        return
-    assert set(params) == set(decl)
-    for key, value in params.items():
+    assert set(decl) == {p.name for p in parameters.NODES[node.get_name()]()}
+    for key, value in parameters.node_values(node.get_name()).items():
         got = decl[key]
         assert (list(got) if isinstance(got, (list, tuple)) else got) == value, key
+    files = [CONFIG / n for n in yaml_names]
+    (name, _), = yaml.safe_load(files[-1].read_text()).items()
+    assert name == node.get_name()
+    assert set(parameters.node_values(name, files)) == set(decl)  # raises for a name the node lacks
 
 
 def test_chunk_message_round_trip():

@@ -15,12 +15,13 @@ is evaluated with ``lawam-eval``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lawam_policy.action_layout import get_layout
+from lawam_policy.parameters import field_values, node_values
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore
 from lawam_policy.runtime.chunk import Chunk
 from lawam_policy.runtime.safety import SafetyLimits
@@ -30,13 +31,11 @@ BRIDGES = {"franka_panda": "franka_bridge", "quanta_x1": "quanta_bridge"}  # emb
 
 
 def bridge_limits(config_dir: Path, embodiment: str) -> SafetyLimits:
-    """The safety limits the embodiment's bridge node runs with (config/<bridge>.yaml; fields it leaves out
-    keep SafetyLimits' defaults). Raises KeyError for an embodiment without a bridge."""
-    import yaml
+    """The safety limits the embodiment's bridge node runs with: its parameter defaults (lawam_policy.parameters)
+    with config/<bridge>.yaml applied. Raises KeyError for an embodiment without a bridge."""
     bridge = BRIDGES[embodiment]
-    params = yaml.safe_load((Path(config_dir) / f"{bridge}.yaml").read_text())[bridge]["ros__parameters"]
-    names = {f.name for f in fields(SafetyLimits)}
-    limits = SafetyLimits(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in names})
+    values = node_values(bridge, [Path(config_dir) / f"{bridge}.yaml"])
+    limits = SafetyLimits(**field_values(SafetyLimits, values))
     limits.validate()
     return limits
 

@@ -28,7 +28,8 @@ from ..runtime import stamps
 from ..runtime.bridge_core import BridgeConfig, BridgeCore, TickResult
 from ..runtime.health import BridgeHealth
 from ..runtime.safety import SafetyLimits
-from .common import (declare, fill_pose, logger_fn, msg_to_chunk, now_seconds, pose_to_arrays, reason_counts,
+from ..parameters import field_values
+from .common import (declare_parameters, fill_pose, logger_fn, msg_to_chunk, now_seconds, pose_to_arrays, reason_counts,
                      watch_time_jumps)
 from .diagnostics import DiagnosticsPublisher
 
@@ -37,82 +38,33 @@ CHUNK_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=
 
 
 class BridgeNode(Node):
-    """Base class; subclasses set the defaults, implement `send_grippers` and call `start_control()` at the
-    end of their __init__ (the control thread must not tick before their gripper outputs exist)."""
+    """Base class; subclasses pass their parameter list, implement `send_grippers` and call `start_control()`
+    at the end of their __init__ (the control thread must not tick before their gripper outputs exist)."""
 
-    # Defaults both robots share (safety well inside the Panda's Cartesian limits of about 1.7 m/s,
-    # 2.5 rad/s, 13 m/s^2, 25 rad/s^2); subclasses add their topics, frame, rate and workspace.
-    DEFAULTS: dict = {
-        "chunk_topic": "/lawam/action_chunk",
-        "status_topic": "/lawam/bridge_status",
-        "status_rate_hz": 10.0,
-        "max_linear_speed": 0.5,
-        "max_angular_speed": 1.0,
-        "max_linear_accel": 4.0,
-        "max_angular_accel": 8.0,
-        "gripper_min": 0.0,
-        "gripper_max": 1.0,
-        "max_start_distance_m": 0.15,
-        "max_start_angle_rad": 0.6,
-        "startup_ramp_s": 2.0,
-        "startup_speed_scale": 0.2,
-        "execution_delay_s": 0.0,
-        "blend_window_s": 0.2,
-        "interpolation": "cubic",
-        "initial_gripper": -1.0,
-        "time_jump_threshold_s": 1.0,
-        "stamp_tolerance_s": 2.0,
-        "diagnostics_rate_hz": 1.0,
-    }
-
-    def __init__(self, node_name: str, **kwargs):
+    def __init__(self, node_name: str, params, **kwargs):
+        """`params`: every parameter of this bridge (lawam_policy.parameters, e.g. franka_bridge_params());
+        they are declared at once and kept in `self.params` for the subclass."""
         super().__init__(node_name, **kwargs)
-        d = self.DEFAULTS
-        p = lambda name, desc: declare(self, name, d[name], desc)  # noqa: E731
-        self.embodiment = p("embodiment", "action layout name the chunks must have")
-        self.arm_names = tuple(p("arm_names", "arms in chunk order"))
-        self.frame_id = p("frame_id", "robot base frame of the streamed targets")
-        chunk_topic = p("chunk_topic", "lawam_msgs/ActionChunk input")
-        status_topic = p("status_topic", "lawam_msgs/BridgeStatus output")
-        target_topics = list(p("target_topics", "PoseStamped target per arm (controller input)"))
-        measured_topics = list(p("measured_pose_topics", "measured EEF PoseStamped per arm (best effort)"))
-        self.control_rate_hz = float(p("control_rate_hz", "command stream rate (Hz)"))
-        status_rate = float(p("status_rate_hz", "BridgeStatus rate (Hz)"))
-        limits = SafetyLimits(
-            workspace_min=tuple(p("workspace_min", "workspace box lower corner [x, y, z] (m)")),
-            workspace_max=tuple(p("workspace_max", "workspace box upper corner [x, y, z] (m)")),
-            max_linear_speed=p("max_linear_speed", "m/s"),
-            max_angular_speed=p("max_angular_speed", "rad/s"),
-            max_linear_accel=p("max_linear_accel", "m/s^2"),
-            max_angular_accel=p("max_angular_accel", "rad/s^2"),
-            gripper_min=p("gripper_min", "lowest gripper opening commanded"),
-            gripper_max=p("gripper_max", "highest gripper opening commanded"),
-            max_start_distance_m=p("max_start_distance_m", "first target farther than this from the measured "
-                                                           "pose is refused"),
-            max_start_angle_rad=p("max_start_angle_rad", "same for orientation"),
-            startup_ramp_s=p("startup_ramp_s", "speed limits ramp up over this time after start / reset"),
-            startup_speed_scale=p("startup_speed_scale", "fraction of the speed limits at the ramp start"),
-        )
+        v = self.params = declare_parameters(self, params)
+        self.embodiment = v["embodiment"]
+        self.arm_names = tuple(v["arm_names"])
+        self.frame_id = v["frame_id"]
+        chunk_topic = v["chunk_topic"]
+        target_topics = list(v["target_topics"])
+        measured_topics = list(v["measured_pose_topics"])
+        self.control_rate_hz = float(v["control_rate_hz"])
+        status_rate = float(v["status_rate_hz"])
         self.config = BridgeConfig(
             arm_names=self.arm_names, embodiment=self.embodiment, control_rate_hz=self.control_rate_hz,
-            execution_delay_s=p("execution_delay_s", "added to every step's due time (s)"),
-            blend_window_s=p("blend_window_s", "seam blend window (s); 0 switches chunks at once"),
-            interpolation=p("interpolation", "position interpolation: linear or cubic"),
-            limits=limits, frame_id=self.frame_id,
-            initial_gripper=_optional_opening(p("initial_gripper", "opening commanded once before the first "
-                                                                   "chunk; negative: no gripper command until "
-                                                                   "a chunk is accepted (hardware)")),
-            time_jump_threshold_s=p("time_jump_threshold_s", "a jump of the ROS clock larger than this (s) "
-                                                             "restarts like a Reset; 0: not watched"),
-            stamp_tolerance_s=p("stamp_tolerance_s", "chunks stamped further ahead of this node's clock (s) "
-                                                     "are refused; 0: no check"))
+            limits=SafetyLimits(**field_values(SafetyLimits, v)), frame_id=self.frame_id,
+            initial_gripper=_optional_opening(v["initial_gripper"]), **field_values(BridgeConfig, v))
         if len(target_topics) != len(self.arm_names) or len(measured_topics) != len(self.arm_names):
             raise ValueError(f"need one target and one measured-pose topic per arm {list(self.arm_names)}")
         self.core = BridgeCore(self.config, log=logger_fn(self))
         self.last_error = ""  # a failing control tick, for the diagnostics
 
         self._target_pubs = [self.create_publisher(PoseStamped, t, COMMAND_QOS) for t in target_topics]
-        self._status_pub = self.create_publisher(BridgeStatus, status_topic, 10)
+        self._status_pub = self.create_publisher(BridgeStatus, v["status_topic"], 10)
         self.create_subscription(ActionChunk, chunk_topic, self._on_chunk, CHUNK_QOS)
         for i, topic in enumerate(measured_topics):
             self.create_subscription(PoseStamped, topic, lambda m, i=i: self._on_measured(i, m),
@@ -126,7 +78,7 @@ class BridgeNode(Node):
         self._jump_handle = watch_time_jumps(self, self.config.time_jump_threshold_s, self._on_time_jump)
         self._health = BridgeHealth()
         self.diagnostics = DiagnosticsPublisher(self, "bridge", self.embodiment, self._health_summary,
-                                                p("diagnostics_rate_hz", "/diagnostics rate (Hz); 0: off"))
+                                                v["diagnostics_rate_hz"])
         self._stop = threading.Event()
         self._control = threading.Thread(target=self._control_loop, name=f"{node_name}-control", daemon=True)
         self.get_logger().info(f"{node_name}: {self.embodiment} arms {list(self.arm_names)} -> {target_topics} at "

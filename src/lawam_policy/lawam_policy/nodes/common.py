@@ -34,9 +34,26 @@ def logger_fn(node):
     return log
 
 
-def declare(node, name: str, default, description: str):
-    """Declare a parameter with a default and a description; returns its value."""
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+def declare_parameters(node, params) -> dict:
+    """Declare every `lawam_policy.parameters.Param` in `params` on `node` (type from the default, the
+    description, bounds in the descriptor) and return {name: value}. Raises ValueError (one line, naming the
+    parameter) for a value outside its bounds; rclpy raises for a value of the wrong type."""
+    from rcl_interfaces.msg import FloatingPointRange
+
+    values = {}
+    for p in params:
+        descriptor = ParameterDescriptor(description=p.description, additional_constraints=p.bounds_text())
+        value = node.declare_parameter(p.name, p.default, descriptor).value
+        p.check(value)  # before rclpy's own range check, for the one-line message naming the bound
+        lo, hi = p.min, p.max
+        if p.type_name == "double" and (lo is not None or hi is not None):
+            # Inclusive bounds also go into the descriptor (`ros2 param describe`, later set_parameters).
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(lo if lo is not None else -float("inf")),
+                to_value=float(hi if hi is not None else float("inf")), step=0.0)]
+            node.set_descriptor(p.name, descriptor)
+        values[p.name] = value
+    return values
 
 
 def pose_to_arrays(pose: Pose) -> tuple[np.ndarray, np.ndarray]:

@@ -16,13 +16,11 @@ import time
 
 from rclpy.action import ActionClient
 
+from ..parameters import field_values, franka_bridge_params
 from ..runtime.bridge_core import TickResult
 from ..runtime.gripper import Cancel, GraspGoal, GripperGoalConfig, GripperGoalLogic, MoveGoal
 from .bridge_node import BridgeNode, TopicGrippers
-from .common import declare
 from .main import main_for
-
-GRIPPER_MODES = ("auto", "action", "topic", "none")
 
 
 def load_franka_actions():
@@ -138,43 +136,13 @@ class FrankaGripperActions:
 
 
 class FrankaBridge(BridgeNode):
-    DEFAULTS = {
-        **BridgeNode.DEFAULTS,
-        "embodiment": "franka_panda",  # the action layout; both profiles (Panda, FR3) use it
-        "arm_names": ["arm"],
-        "frame_id": "panda_link0",
-        "target_topics": ["/cartesian_impedance_example_controller/equilibrium_pose"],
-        "measured_pose_topics": ["/franka_robot_state_broadcaster/current_pose"],
-        "control_rate_hz": 1000.0,
-        "workspace_min": [0.2, -0.6, 0.0],
-        "workspace_max": [0.85, 0.6, 0.8],
-    }
-
     def __init__(self, node_name: str = "franka_bridge", actions=None, **kwargs):
-        super().__init__(node_name, **kwargs)
-        mode = declare(self, "gripper_mode", "auto", "auto (actions if franka_msgs imports, else topic), "
-                                                     "action, topic or none")
-        self.gripper_width_max = declare(self, "gripper_max_width_m", 0.08, "width at opening 1.0 (m)")
-        cfg = GripperGoalConfig(
-            max_width_m=self.gripper_width_max,
-            threshold=declare(self, "gripper_threshold", 0.5, "opening below/above which the hand closes/opens"),
-            hysteresis=declare(self, "gripper_hysteresis", 0.1, "band around the threshold that sends nothing"),
-            grasp_force_n=declare(self, "grasp_force_n", 20.0, "Grasp goal force (N)"),
-            grasp_speed_mps=declare(self, "grasp_speed_mps", 0.1, "Grasp goal speed (m/s)"),
-            move_speed_mps=declare(self, "move_speed_mps", 0.1, "Move goal speed (m/s)"),
-            grasp_width_m=declare(self, "grasp_width_m", 0.04, "width of the expected object (m): the Grasp "
-                                                               "goal's width"),
-            epsilon_inner_m=declare(self, "grasp_epsilon_inner_m", 0.01, "Grasp succeeds if the fingers stop "
-                                                                         "above width - this (m)"),
-            epsilon_outer_m=declare(self, "grasp_epsilon_outer_m", 0.01, "... and below width + this (m)"),
-            retry_period_s=declare(self, "gripper_retry_period_s", 1.0, "a goal the action server did not take "
-                                                                        "is retried at most this often (s)"))
-        grasp_action = declare(self, "grasp_action", "/panda_gripper/grasp", "franka_msgs/action/Grasp server")
-        move_action = declare(self, "move_action", "/panda_gripper/move", "franka_msgs/action/Move server")
-        width_topic = declare(self, "gripper_width_topic", "/franka_gripper/width_command",
-                              "std_msgs/Float64 width (m) when actions are not used")
-        if mode not in GRIPPER_MODES:
-            raise ValueError(f"gripper_mode must be one of {GRIPPER_MODES}, got {mode!r}")
+        super().__init__(node_name, franka_bridge_params(), **kwargs)
+        v = self.params
+        mode = v["gripper_mode"]
+        cfg = GripperGoalConfig(**field_values(GripperGoalConfig, v))
+        self.gripper_width_max = cfg.max_width_m
+        grasp_action, move_action, width_topic = v["grasp_action"], v["move_action"], v["gripper_width_topic"]
         cfg.validate()
         actions = actions if actions is not None else load_franka_actions()
         if mode == "action" and actions is None:

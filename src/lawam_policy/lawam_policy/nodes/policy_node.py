@@ -28,17 +28,18 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from ..action_layout import get_layout
+from ..embodiments import EMBODIMENTS, get_embodiment
+from ..parameters import field_values, policy_params
 from ..runtime.checkpoint_fit import camera_roles_for, check_fit, control_rate_for
 from ..runtime.engine import EngineConfig, InferenceEngine
 from ..runtime.health import PolicyHealth
 from ..runtime.heatmap import colorize, similarity_map
 from ..runtime.images import UnsupportedEncoding, check_image, decode_image
 from ..runtime.sync import FrameSynchronizer
-from .common import chunk_to_msg, declare, logger_fn, now_seconds, reason_counts, stamp_to_sec, watch_time_jumps
+from .common import chunk_to_msg, declare_parameters, logger_fn, now_seconds, reason_counts, stamp_to_sec, watch_time_jumps
 from .diagnostics import DiagnosticsPublisher
 from .main import fail, main_for
 
-DEFAULT_FRAMES = {"franka_panda": "panda_link0", "quanta_x1": "base_link"}
 STATES = {"starting": PolicyStatus.STATE_STARTING, "waiting_for_task": PolicyStatus.STATE_WAITING_FOR_TASK,
           "waiting_for_images": PolicyStatus.STATE_WAITING_FOR_IMAGES, "running": PolicyStatus.STATE_RUNNING,
           "paused": PolicyStatus.STATE_PAUSED, "error": PolicyStatus.STATE_ERROR}
@@ -69,50 +70,31 @@ def load_model(node):
 class PolicyNode(Node):
     def __init__(self, node_name: str = "policy_node", predictor=None, **kwargs):
         super().__init__(node_name, **kwargs)
-        p = lambda name, default, desc: declare(self, name, default, desc)  # noqa: E731
-        self.checkpoint_dir = p("checkpoint", "", "LaWAM checkpoint directory; empty: `preset` with random "
-                                                  "weights")
-        self.preset = p("preset", "tiny", "model preset when no checkpoint is given (tiny, paper)")
-        self.device = p("device", "cpu", "torch device (cpu, cuda, cuda:0)")
-        self.torch_threads = p("torch_threads", 1, "CPU threads for inference (torch.set_num_threads); "
-                                                   "0: torch's default, every core")
-        self.embodiment = p("embodiment", "franka_panda", "action layout of the chunks")
-        cameras = list(p("camera_topics", ["/camera/color/image_raw"], "image topics; names ending in "
-                                                                       "/compressed are CompressedImage"))
-        roles = list(p("camera_roles", [""], "the model's camera role of each camera topic, same order (e.g. "
-                                              "primary, wrist); empty: the embodiment's standard order"))
-        primary = p("primary_camera", "", "which camera topic is the primary view; empty: the first")
-        frame_id = p("frame_id", "", "robot base frame written into the chunks; empty: the embodiment's "
-                                     "(panda_link0, base_link)") or DEFAULT_FRAMES.get(self.embodiment, "")
-        tolerance = p("sync_tolerance_s", 0.05, "all cameras' stamps must lie within this of the primary's")
-        max_age = p("max_frame_age_s", 0.0, "frames older than this are not used (0: no limit)")
-        stamp_tolerance = p("stamp_tolerance_s", 2.0, "frames stamped further than this from the node's clock "
-                                                      "(s) are refused by reason; 0: no check")
-        jump_threshold = p("time_jump_threshold_s", 1.0, "a jump of the clock larger than this (s) clears the "
-                                                         "frame sync and latency estimate; 0: not watched")
-        diagnostics_rate = p("diagnostics_rate_hz", 1.0, "/diagnostics rate (Hz); 0: off")
-        task = p("task", "", "initial instruction; empty: no inference until one is set")
-        task_topic = p("task_topic", "/lawam/task", "std_msgs/String instruction input")
-        set_task_srv = p("set_task_service", "/lawam/set_task", "lawam_msgs/SetTask service")
-        chunk_topic = p("chunk_topic", "/lawam/action_chunk", "ActionChunk output")
-        status_topic = p("status_topic", "/lawam/policy_status", "PolicyStatus output")
-        heatmap_topic = p("heatmap_topic", "/lawam/subgoal_heatmap", "subgoal heatmap image (rgb8) for RViz")
-        heatmap_rate = p("heatmap_rate_hz", 1.0, "heatmap rate limit (Hz); 0 disables")
+        v = declare_parameters(self, policy_params())  # one home: lawam_policy/parameters.py
+        self.checkpoint_dir = v["checkpoint"]
+        self.preset = v["preset"]
+        self.device = v["device"]
+        self.torch_threads = v["torch_threads"]
+        self.embodiment = v["embodiment"]
+        cameras = list(v["camera_topics"])
+        roles = list(v["camera_roles"])
+        primary = v["primary_camera"]
+        frame_id = v["frame_id"] or (get_embodiment(self.embodiment).base_frame
+                                     if self.embodiment in EMBODIMENTS else "")
+        tolerance = v["sync_tolerance_s"]
+        max_age = v["max_frame_age_s"]
+        stamp_tolerance = v["stamp_tolerance_s"]
+        jump_threshold = v["time_jump_threshold_s"]
+        diagnostics_rate = v["diagnostics_rate_hz"]
+        task = v["task"]
+        heatmap_rate = v["heatmap_rate_hz"]
         self.heatmap_period = 1.0 / heatmap_rate if heatmap_rate > 0 else None
-        self.heatmap_patch = p("heatmap_patch", -1, "current patch index the heatmap compares; -1: centre")
-        status_rate = p("status_rate_hz", 2.0, "PolicyStatus rate (Hz)")
-        seed = p("seed", -1, "sampling seed per chunk; negative: random")
-        config = EngineConfig(
-            embodiment=self.embodiment,
-            control_rate_hz=p("control_rate_hz", 0.0, "f_b of the chunks (Hz); 0: the rate the checkpoint "
-                                                      "was trained at (15 Hz if it records none)"),
-            horizon_s=p("horizon_s", 0.0, "chunk horizon (s); 0: the model's"),
-            execution_delay_s=p("execution_delay_s", 0.0, "same value as the bridges' execution_delay_s"),
-            latency_margin_s=p("latency_margin_s", 0.05, "start the next inference this much earlier (s)"),
-            inpaint_prev_actions=p("inpaint_prev_actions", False, "give the model the previous chunk's "
-                                                                  "next steps (real-time chunking)"),
-            inpaint_extra_s=p("inpaint_extra_s", 0.2, "inpaint the steps up to latency + margin + this (s)"),
-            frame_id=frame_id, seed=None if seed < 0 else seed, time_jump_threshold_s=jump_threshold)
+        self.heatmap_patch = v["heatmap_patch"]
+        status_rate = v["status_rate_hz"]
+        seed = v["seed"]
+        config = EngineConfig(embodiment=self.embodiment, control_rate_hz=v["control_rate_hz"],
+                              frame_id=frame_id, seed=None if seed < 0 else seed,
+                              **field_values(EngineConfig, v))
         if primary and primary not in cameras:
             raise ValueError(f"primary_camera {primary!r} is not one of camera_topics {cameras}")
         self.layout = get_layout(self.embodiment)
@@ -132,10 +114,10 @@ class PolicyNode(Node):
         self._next_heatmap = 0.0
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._chunk_pub = self.create_publisher(ActionChunk, chunk_topic, reliable)
-        self._status_pub = self.create_publisher(PolicyStatus, status_topic, 10)
+        self._chunk_pub = self.create_publisher(ActionChunk, v["chunk_topic"], reliable)
+        self._status_pub = self.create_publisher(PolicyStatus, v["status_topic"], 10)
         # Reliable, depth 1: serves reliable subscribers (RViz's default, the demo monitor) and best-effort ones.
-        self._heatmap_pub = self.create_publisher(Image, heatmap_topic,
+        self._heatmap_pub = self.create_publisher(Image, v["heatmap_topic"],
                                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         for topic in cameras:
             if topic.endswith("/compressed"):
@@ -144,8 +126,8 @@ class PolicyNode(Node):
             else:
                 self.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m),
                                          qos_profile_sensor_data)
-        self.create_subscription(String, task_topic, lambda m: self._set_task(m.data), 10)
-        self.create_service(SetTask, set_task_srv, self._on_set_task)
+        self.create_subscription(String, v["task_topic"], lambda m: self._set_task(m.data), 10)
+        self.create_service(SetTask, v["set_task_service"], self._on_set_task)
         self.create_service(SetEnabled, "~/set_enabled", self._on_set_enabled)
         self.create_service(Reset, "~/reset", self._on_reset)
         self.create_timer(1.0 / status_rate, self._publish_status, clock=Clock(clock_type=ClockType.STEADY_TIME))

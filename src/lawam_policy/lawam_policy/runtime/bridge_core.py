@@ -27,9 +27,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..parameters import setting
 from . import quaternion as quat
 from .chunk import Chunk, ChunkError
-from .executor import ChunkExecutor
+from .executor import DEFAULT_BLEND_WINDOW_S, ChunkExecutor
+from .interpolation import INTERPOLATIONS
 from .safety import ArmSafety, SafetyLimits
 
 
@@ -38,14 +40,20 @@ class BridgeConfig:
     arm_names: tuple = ("arm",)
     embodiment: str = "franka_panda"
     control_rate_hz: float = 1000.0
-    execution_delay_s: float = 0.0
-    blend_window_s: float = 0.2
-    interpolation: str = "cubic"
+    execution_delay_s: float = setting(0.0, "added to every step's due time: step k is due at stamp + k / f_b + "
+                                            "this (s); the policy node's execution_delay_s must be the same",
+                                       min=0.0)
+    blend_window_s: float = setting(DEFAULT_BLEND_WINDOW_S, "a new chunk is blended into the running one over this window (s); 0 "
+                                         "switches at once", min=0.0)
+    interpolation: str = setting("cubic", "position interpolation (orientation is always SLERP, the gripper "
+                                          "stepwise)", choices=INTERPOLATIONS)
     limits: SafetyLimits = field(default_factory=SafetyLimits)
     initial_gripper: float | None = None  # opening commanded before the first chunk; None: no gripper command
     frame_id: str = ""  # chunks in another (non-empty) frame are refused
-    time_jump_threshold_s: float = 1.0  # a backward step of "now" larger than this is a time jump
-    stamp_tolerance_s: float = 2.0  # chunks stamped further ahead of "now" are refused; 0: no check
+    time_jump_threshold_s: float = setting(1.0, "a jump of the ROS clock larger than this (s, either way) "
+                                                "restarts like a Reset; 0: not watched", min=0.0)
+    stamp_tolerance_s: float = setting(2.0, "chunks stamped further ahead of this node's clock (s) are refused; "
+                                            "0: no check", min=0.0)
 
 
 @dataclass

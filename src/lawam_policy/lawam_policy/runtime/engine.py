@@ -28,7 +28,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..action_layout import ActionLayout, get_layout
+from ..parameters import setting
 from .chunk import Chunk
+from .executor import DEFAULT_BLEND_WINDOW_S
 from .interpolation import ArmTrack
 from .sync import FrameSynchronizer
 
@@ -37,18 +39,24 @@ from .sync import FrameSynchronizer
 class EngineConfig:
     embodiment: str = "franka_panda"
     control_rate_hz: float = 15.0  # f_b of the chunks requested from the model
-    horizon_s: float = 0.0  # 0: the model's own horizon
-    execution_delay_s: float = 0.0  # must match the bridges' execution_delay_s
-    latency_margin_s: float = 0.05
+    horizon_s: float = setting(0.0, "chunk horizon T (s); 0: the model's trained horizon", min=0.0)
+    execution_delay_s: float = setting(0.0, "the bridges' execution_delay_s (s), the same value: used to decide "
+                                            "when to infer", min=0.0)
+    latency_margin_s: float = setting(0.05, "start the next inference when the running chunk has latency + this "
+                                            "left (s)")
     latency_window: int = 10  # inferences the latency estimate looks back over
     initial_latency_s: float = 0.5  # estimate before the first measurement
-    inpaint_prev_actions: bool = False  # pass the previous chunk's next steps to the model (real-time chunking)
-    inpaint_extra_s: float = 0.2  # inpaint steps up to latency + margin + this (the bridges' blend window)
+    inpaint_prev_actions: bool = setting(False, "also give the model the previous chunk's next steps, resampled "
+                                                "on its grid (real-time chunking)")
+    inpaint_extra_s: float = setting(DEFAULT_BLEND_WINDOW_S, "... those due up to latency + latency_margin_s + this (s; the bridges' "
+                                          "blend window)", min=0.0)
     frame_id: str = ""
     seed: int | None = None
     poll_period_s: float = 0.005  # wall time between trigger checks
     camera_timeout_s: float = 1.0  # a camera silent this long (clock time) puts the state to waiting_for_images
-    time_jump_threshold_s: float = 1.0  # a backward step of the clock larger than this is a time jump
+    time_jump_threshold_s: float = setting(1.0, "a jump of the clock larger than this (s, either way) clears the "
+                                                "frame sync, the latency estimate and the running chunk; 0: not "
+                                                "watched", min=0.0)
 
 
 def prev_on_grid(prev: Chunk, obs_stamp: float, control_rate_hz: float, max_offset_s: float = np.inf):

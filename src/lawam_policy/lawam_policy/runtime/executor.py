@@ -34,6 +34,10 @@ def smootherstep(s: float) -> float:
     return s * s * s * (s * (6.0 * s - 15.0) + 10.0)
 
 
+# Seam blend window (s): long enough that a seam's jerk stays low (see runtime/README.md), the bridges' default.
+DEFAULT_BLEND_WINDOW_S = 0.2
+
+
 class _Plan:
     """Something that can be sampled per arm at an absolute time."""
 
@@ -85,7 +89,7 @@ class Accepted:
 class ChunkExecutor:
     """Holds the plan (running chunk, possibly mid-blend with its predecessor) for a set of arms."""
 
-    def __init__(self, arm_names, execution_delay_s: float = 0.0, blend_window_s: float = 0.2,
+    def __init__(self, arm_names, execution_delay_s: float = 0.0, blend_window_s: float = DEFAULT_BLEND_WINDOW_S,
                  interpolation: str = "cubic"):
         if blend_window_s < 0 or execution_delay_s < 0:
             raise ValueError("blend_window_s and execution_delay_s must be >= 0")

@@ -18,20 +18,34 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ..embodiments import FRANKA_HAND_MAX_WIDTH_M
+from ..parameters import setting
+
 
 @dataclass
 class GripperGoalConfig:
-    max_width_m: float = 0.08  # opening 1.0 maps to this width, 0.0 to 0 m
-    threshold: float = 0.5
-    hysteresis: float = 0.1
-    grasp_force_n: float = 20.0
-    grasp_speed_mps: float = 0.1
-    move_speed_mps: float = 0.1
+    """How openings become Grasp/Move goals (each field is also the Franka bridge parameter named)."""
+
+    max_width_m: float = setting(FRANKA_HAND_MAX_WIDTH_M, "finger width at opening 1.0 (m); 0.0 is 0 m", name="gripper_max_width_m",
+                                 above=0.0)
+    threshold: float = setting(0.5, "close (Grasp) below threshold - hysteresis, open (Move) above threshold + "
+                                    "hysteresis", name="gripper_threshold", above=0.0, max=1.0)
+    hysteresis: float = setting(0.1, "band around the threshold that sends nothing", name="gripper_hysteresis",
+                                min=0.0)
+    grasp_force_n: float = setting(20.0, "Grasp goal force (N)")
+    grasp_speed_mps: float = setting(0.1, "Grasp goal speed (m/s)")
+    move_speed_mps: float = setting(0.1, "Move goal speed (m/s)")
     # The expected object: a grasp succeeds when the fingers stop within (width - inner, width + outer).
-    grasp_width_m: float = 0.04  # the twin's cubes are 4 cm wide
-    epsilon_inner_m: float = 0.01
-    epsilon_outer_m: float = 0.01
-    retry_period_s: float = 1.0  # a goal that could not be sent is retried at most this often
+    grasp_width_m: float = setting(0.04, "width of the expected object (m), the Grasp goal's width: "
+                                         "franka_gripper reports success when the fingers stop within width - "
+                                         "inner .. width + outer, so closing on nothing fails (grasp_failed); "
+                                         "default: the twin's 4 cm cubes", min=0.0)
+    epsilon_inner_m: float = setting(0.01, "Grasp succeeds if the fingers stop above width - this (m)",
+                                     name="grasp_epsilon_inner_m", min=0.0)
+    epsilon_outer_m: float = setting(0.01, "... and below width + this (m)", name="grasp_epsilon_outer_m",
+                                     min=0.0)
+    retry_period_s: float = setting(1.0, "a goal the action server did not take is retried at most this often "
+                                         "(s)", name="gripper_retry_period_s", above=0.0)
 
     def validate(self) -> None:
         if not (0.0 < self.threshold < 1.0 and 0.0 <= self.hysteresis < min(self.threshold, 1 - self.threshold)):

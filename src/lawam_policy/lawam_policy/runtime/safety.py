@@ -13,39 +13,41 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..parameters import check_fields, setting
 from . import quaternion as quat
 
 
 @dataclass
 class SafetyLimits:
-    # Defaults: a Panda-sized box in front of the robot, and rates well inside the Panda's Cartesian limits
-    # (about 1.7 m/s, 2.5 rad/s, 13 m/s^2, 25 rad/s^2).
-    workspace_min: tuple = (0.2, -0.6, 0.0)
-    workspace_max: tuple = (0.85, 0.6, 0.8)
-    max_linear_speed: float = 0.5  # m/s
-    max_angular_speed: float = 1.0  # rad/s
-    max_linear_accel: float = 4.0  # m/s^2
-    max_angular_accel: float = 8.0  # rad/s^2
-    gripper_min: float = 0.0
-    gripper_max: float = 1.0
+    """The bridge's safety limits (each field is also the bridge parameter of that name). Defaults: a
+    Panda-sized box in front of the robot (the bridge takes each embodiment's box from the registry), and
+    rates well inside the Panda's Cartesian limits (about 1.7 m/s, 2.5 rad/s, 13 m/s^2, 25 rad/s^2)."""
+
+    workspace_min: tuple = setting((0.2, -0.6, 0.0), "workspace box lower corner [x, y, z] (m, base frame)")
+    workspace_max: tuple = setting((0.85, 0.6, 0.8), "workspace box upper corner [x, y, z] (m, base frame)")
+    max_linear_speed: float = setting(0.5, "command speed limit (m/s)", above=0.0)
+    max_angular_speed: float = setting(1.0, "command angular speed limit (rad/s)", above=0.0)
+    max_linear_accel: float = setting(4.0, "command acceleration limit (m/s^2)", above=0.0)
+    max_angular_accel: float = setting(8.0, "command angular acceleration limit (rad/s^2)", above=0.0)
+    gripper_min: float = setting(0.0, "lowest gripper opening commanded (0..1)")
+    gripper_max: float = setting(1.0, "highest gripper opening commanded (0..1)")
     # Start-up: the first target must be near the measured pose, and the limits ramp up from a fraction.
-    max_start_distance_m: float = 0.15
-    max_start_angle_rad: float = 0.6
-    startup_ramp_s: float = 2.0
-    startup_speed_scale: float = 0.2  # fraction of the speed limits at the start of the ramp
+    max_start_distance_m: float = setting(0.15, "a first chunk farther than this from the measured pose (m) is "
+                                                "refused")
+    max_start_angle_rad: float = setting(0.6, "same for the orientation (rad)")
+    startup_ramp_s: float = setting(2.0, "speed limits ramp up over this time after start / reset (s)")
+    startup_speed_scale: float = setting(0.2, "fraction of the speed limits at the start of the ramp", above=0.0,
+                                         max=1.0)
 
     def validate(self) -> None:
+        """Raise ValueError (one line) for limits out of their bounds or a box that is not a box."""
         lo, hi = np.asarray(self.workspace_min, float), np.asarray(self.workspace_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
             raise ValueError(f"workspace box must be 3 mins below 3 maxes, got {self.workspace_min} .. "
                              f"{self.workspace_max}")
-        for name in ("max_linear_speed", "max_angular_speed", "max_linear_accel", "max_angular_accel"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
+        check_fields(self)
         if not self.gripper_min < self.gripper_max:
             raise ValueError("gripper_min must be below gripper_max")
-        if not 0 < self.startup_speed_scale <= 1:
-            raise ValueError("startup_speed_scale must be in (0, 1]")
 
 
 def rate_limit(delta, v_prev, v_target, dt: float, v_max: float, a_max: float) -> tuple[np.ndarray, list[str]]:
