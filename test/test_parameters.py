@@ -92,3 +92,12 @@ def test_declared_parameters_carry_description_and_range(worker_domain_id):
             declare_parameters(bad, P.bridge_params("quanta_x1"))
     finally:
         rclpy.try_shutdown()
+
+
+def test_finetune_settings_take_the_training_options_defaults():
+    # num_workers was 2 in FinetuneSettings and 0 in TrainOptions
+    from lawam_training.finetune import TRAIN_FIELDS, FinetuneSettings
+    from lawam_training.train_options import TrainOptions
+    settings, options = FinetuneSettings(), TrainOptions()
+    assert {k: getattr(settings, k) for k in TRAIN_FIELDS} == {k: getattr(options, k) for k in TRAIN_FIELDS}
+    assert settings.steps == options.steps

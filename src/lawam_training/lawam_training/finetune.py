@@ -29,12 +29,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .train_options import TrainOptions
+
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 
 
 class FinetuneError(Exception):
     """Bad input: reported as one line, exit status 2."""
+
+
+# The training options' defaults are the finetune settings' defaults (one home: train_options.py).
+_TRAIN = TrainOptions()
 
 
 @dataclass
@@ -47,30 +53,30 @@ class FinetuneSettings:
     checkpoint: str | None = None
     preset: str | None = None  # None: the checkpoint's preset, else "tiny"
     stage: str = "auto"  # auto: 2 with a checkpoint, both without; or 1, 2, both
-    steps: int = 1000  # optimiser steps of stage 2 (of stage 1 when stage is 1)
+    steps: int = _TRAIN.steps  # optimiser steps of stage 2 (of stage 1 when stage is 1)
     stage1_steps: int | None = None  # stage-1 steps when both stages run (None: = steps)
     horizon_s: float | None = None  # T; None: the checkpoint's, else the preset's (1.2 s)
     cameras: list | None = None  # camera order (first = primary); None: the dataset's order
     action_layout: str | None = None  # embodiment name to insist on; None: from the dataset's feature names
-    batch_size: int = 8
-    grad_accum: int = 1
+    batch_size: int = _TRAIN.batch_size
+    grad_accum: int = _TRAIN.grad_accum
     lr: float | None = None  # one rate for every trained module; None: see post_training_lr / model rates
     post_training_lr: float = 5e-5  # lr with --checkpoint when lr is None
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    max_grad_norm: float | None = 1.0
-    precision: str = "auto"
-    seed: int = 0
+    weight_decay: float = _TRAIN.weight_decay
+    warmup_steps: int = _TRAIN.warmup_steps
+    min_lr_ratio: float = _TRAIN.min_lr_ratio
+    max_grad_norm: float | None = _TRAIN.max_grad_norm
+    precision: str = _TRAIN.precision
+    seed: int = _TRAIN.seed
     val_fraction: float = 0.1  # share of each dataset's episodes held out for validation loss
-    val_every: int = 500
-    val_batches: int = 8
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 10
-    num_workers: int = 2
-    distributed: str = "auto"
-    progress: bool = True
+    val_every: int = _TRAIN.val_every
+    val_batches: int = _TRAIN.val_batches
+    checkpoint_every: int = _TRAIN.checkpoint_every
+    keep_checkpoints: int = _TRAIN.keep_checkpoints
+    log_every: int = _TRAIN.log_every
+    num_workers: int = _TRAIN.num_workers
+    distributed: str = _TRAIN.distributed
+    progress: bool = _TRAIN.progress
     model: dict = field(default_factory=dict)  # LaWAMConfig overrides for a new model (e.g. qwen3vl_path)
 
 
@@ -384,7 +390,7 @@ def prepare(settings: FinetuneSettings, resume: bool):
 def run(settings: FinetuneSettings, resume: bool = False, stop_after: int | None = None) -> dict:
     """The whole finetune job (library entry; main() wraps it). Raises FinetuneError on bad input."""
     from .data import MixedDataset
-    from .train import DistContext, Trainer, TrainOptions, latest_checkpoint, write_atomic_dir
+    from .train import DistContext, Trainer, latest_checkpoint, write_atomic_dir
 
     out = Path(settings.output or "").expanduser()
     dist = DistContext.from_env()
