@@ -5,7 +5,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(ROOT, "test"))
+# test/ (ros_isolation) and test/support (fakes and helpers: test code stays out of the installed packages)
+sys.path[:0] = [os.path.join(ROOT, "test"), os.path.join(ROOT, "test", "support")]
 
 from ros_isolation import isolated_ros_env  # noqa: E402
 

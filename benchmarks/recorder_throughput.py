@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src" / "lawam_training"), str(ROOT / "src" / "lawam_policy")]
+# test support (demo_data, ros_isolation) is not installed: it lives under test/
+sys.path[:0] = [str(ROOT / "src" / "lawam_training"), str(ROOT / "src" / "lawam_policy"), str(ROOT / "test"),
+                str(ROOT / "test" / "support")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -45,10 +47,10 @@ def main() -> int:
     from lawam_msgs.srv import StartEpisode, StopEpisode
     from std_msgs.msg import String
 
-    from lawam_training.testing import DemoPublisher, private_ros_env, wait_for
+    from demo_data import DemoPublisher, private_ros_env, wait_for
 
     env = private_ros_env()
-    env["PYTHONPATH"] = os.pathsep.join(sys.path[:2] + [env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(sys.path[:4] + [env.get("PYTHONPATH", "")])
     work = Path(tempfile.mkdtemp(prefix="lawam_bench_"))
     out = Path(args.keep).absolute() if args.keep else work / "demos"
     cams = [f"/bench/cam{i}" for i in range(args.cameras)]

@@ -25,13 +25,15 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "lawam_policy"
-sys.path.insert(0, str(PKG))
+# the fake model and the test domain ids are test support (not installed): they live under test/
+sys.path[:0] = [str(PKG), str(ROOT / "test"), str(ROOT / "test" / "support")]
 
+from fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.action_layout import get_layout  # noqa: E402
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
-from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
+from ros_isolation import next_domain_id  # noqa: E402
 
 
 def pct(x, q):
@@ -182,7 +184,7 @@ def bench_live(args, use_model: bool):
 
     from lawam_policy.nodes.common import fill_pose
 
-    domain = 30 + (os.getpid() + (7 if use_model else 0)) % 70
+    domain = next_domain_id()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONPATH=os.pathsep.join([str(PKG), os.environ.get("PYTHONPATH", "")]))
     py = sys.executable

@@ -3,13 +3,16 @@ with each other or reach a robot on the lab network."""
 import itertools
 import os
 
-# 160..229 stays clear of the ranges helpers use in their own fixtures (30..99, 100..160) and of
-# domain 0; Fast DDS on Linux supports ids up to 232.
+# The one source of test domain ids (fixtures, helpers, child processes, benchmarks): 101..232 stays clear
+# of domain 0 (a lab robot's likeliest) and of 1..100, where `lawam launch` puts sim systems; Fast DDS on
+# Linux supports ids up to 232. Consecutive calls in one process never repeat until the range wraps.
+FIRST, COUNT = 101, 132
 _counter = itertools.count()
 
 
 def next_domain_id() -> int:
-    return 160 + (os.getpid() * 7 + next(_counter)) % 70
+    """A fresh ROS_DOMAIN_ID for one test (by process id and a per-process counter)."""
+    return FIRST + (os.getpid() * 7 + next(_counter)) % COUNT
 
 
 def isolated_ros_env(domain_id: int) -> dict:

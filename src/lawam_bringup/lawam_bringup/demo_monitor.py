@@ -103,6 +103,8 @@ def main(args=None) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Bool, String
 
+    from lawam_policy import topics
+    from lawam_policy.embodiments import get_embodiment
     from lawam_policy.runtime import stamps
     from lawam_policy.runtime.images import decode_raw
 
@@ -114,8 +116,9 @@ def main(args=None) -> int:
             super().__init__("demo_monitor")
             self.output_dir = self.declare_parameter("output_dir", "outputs/demo/latest").value
             self.system = self.declare_parameter("system", "").value
-            camera = self.declare_parameter("camera_topic", "/camera/color/image_raw").value
-            eef_topic = self.declare_parameter("eef_pose_topic", "/franka_robot_state_broadcaster/current_pose").value
+            franka = get_embodiment("franka_panda")
+            camera = self.declare_parameter("camera_topic", franka.primary_camera_topic).value
+            eef_topic = self.declare_parameter("eef_pose_topic", franka.measured_pose_topics[0]).value
             stats_topic = self.declare_parameter("twin_stats_topic", "").value
             self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
             self.record = DemoRecord(self.system)
@@ -126,13 +129,13 @@ def main(args=None) -> int:
             self.heatmap_frame: np.ndarray | None = None
             self.heatmap_speed = -1.0
             self._latest_frame: np.ndarray | None = None
-            self.create_subscription(ActionChunk, "/lawam/action_chunk", lambda m: self.record.on_chunk(self._now()), 10)
-            self.create_subscription(PolicyStatus, "/lawam/policy_status", lambda m: self.record.on_policy_status(
+            self.create_subscription(ActionChunk, topics.CHUNK_TOPIC, lambda m: self.record.on_chunk(self._now()), 10)
+            self.create_subscription(PolicyStatus, topics.POLICY_STATUS_TOPIC, lambda m: self.record.on_policy_status(
                 m.chunks_produced, m.last_inference_latency_ms), 10)
-            self.create_subscription(BridgeStatus, "/lawam/bridge_status", self._on_bridge, 10)
+            self.create_subscription(BridgeStatus, topics.BRIDGE_STATUS_TOPIC, self._on_bridge, 10)
             self.create_subscription(Bool, "/lawam_sim/success", lambda m: self.record.on_success(m.data), 10)
             self.create_subscription(Image, camera, self._on_image, qos_profile_sensor_data)
-            self.create_subscription(Image, "/lawam/subgoal_heatmap", self._on_heatmap, 1)
+            self.create_subscription(Image, topics.HEATMAP_TOPIC, self._on_heatmap, 1)
             self.create_subscription(PoseStamped, eef_topic, self._on_eef, qos_profile_sensor_data)
             if stats_topic:
                 self.create_subscription(String, stats_topic,

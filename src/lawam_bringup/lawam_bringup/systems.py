@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
+from lawam_policy.embodiments import get_embodiment
+
 BOOL_CHOICES = ("true", "false")
 # Arguments earlier versions had, with what to do instead (said in the unknown-argument error).
 REMOVED_ARGUMENTS = {"scene": "each system runs one scene: pick the system, e.g. franka_drawer; "
@@ -63,6 +65,9 @@ class System:
     embodiment: str = ""
     scene: str = ""                                    # the simulated scene its twin runs (default task, checkpoint)
     cameras: tuple[tuple[str, str], ...] = ()          # (launch argument of a camera topic, LaWAM camera role)
+    twin: str = ""                                     # node (and config/<twin>.yaml) of its simulated robot
+    bridge: str = ""                                   # node (and config/<bridge>.yaml) of its robot bridge
+    eval_timeout_s: float = 30.0                       # lawam-eval: default sim seconds per episode
 
     def camera_roles(self, values: dict[str, str] | None = None) -> list[str]:
         """Ordered camera roles the policy gets with these argument values (cameras with an empty topic are off)."""
@@ -197,6 +202,12 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, t
                      required=False)]
 
 
+# Robot facts (base frames, topics, camera roles) come from the embodiment registry (torch-free).
+FRANKA, QUANTA = get_embodiment("franka_panda"), get_embodiment("quanta_x1")
+# Quanta launch argument of each camera topic, with its role, in the policy's camera order.
+QUANTA_CAMERAS = (("high_camera", "primary"), ("left_wrist_camera", "left_wrist"),
+                  ("right_wrist_camera", "right_wrist"))
+
 # Franka bridge profiles: parameter files applied after franka_bridge.yaml (the Panda profile, which the twin
 # follows), and the base frame the policy writes into its chunks. See config/franka_bridge*.yaml.
 FRANKA_PROFILES = {"panda": ((), ""), "fr3": (("franka_bridge_fr3.yaml",), "fr3_link0")}
@@ -215,41 +226,41 @@ def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
     if sim:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
                               parameters={"scene": scene, "task": _task(args, scene)},
-                              remappings=(("/camera/color/image_raw", args["primary_camera"]),)))
+                              remappings=((FRANKA.camera_topic("primary"), args["primary_camera"]),)))
     nodes.append(_policy(args, scene, "franka_panda", cameras, roles, **({"frame_id": frame} if frame else {})))
     # The twin takes the gripper as a width topic, never franka_msgs actions (even where those import).
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
                           param_files=("franka_bridge.yaml",) + profile_files,
                           parameters={"use_sim_time": sim, **({"gripper_mode": "topic"} if sim else {})}))
-    return nodes + _monitor(args, system, cameras, "/franka_robot_state_broadcaster/current_pose", "franka_twin")
+    return nodes + _monitor(args, system, cameras, FRANKA.measured_pose_topics[0], "franka_twin")
 
 
 def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
     """Twin (sim) + policy + Quanta bridge for one bimanual task; `scene` is the twin's scene."""
     sim = args["use_sim"] == "true"
-    cameras = [args["high_camera"], args["left_wrist_camera"], args["right_wrist_camera"]]
+    cameras = [args[arg] for arg, _ in QUANTA_CAMERAS]
     nodes = []
     if sim:
         nodes.append(NodeSpec("lawam_sim", "quanta_twin", "quanta_twin", param_files=("quanta_twin.yaml",),
                               parameters={"scene": scene, "task": _task(args, scene)},
-                              remappings=(("/cam_high/image_raw", args["high_camera"]),
-                                          ("/cam_left_wrist/image_raw", args["left_wrist_camera"]),
-                                          ("/cam_right_wrist/image_raw", args["right_wrist_camera"]))))
-    nodes.append(_policy(args, scene, "quanta_x1", cameras, ["primary", "left_wrist", "right_wrist"]))
+                              remappings=tuple((QUANTA.camera_topic(role), args[arg])
+                                               for arg, role in QUANTA_CAMERAS)))
+    nodes.append(_policy(args, scene, "quanta_x1", cameras, [role for _, role in QUANTA_CAMERAS]))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, system, cameras, "/left_arm/current_pose", "quanta_twin")
+    return nodes + _monitor(args, system, cameras, QUANTA.measured_pose_topics[0], "quanta_twin")
 
 
 def _franka_system(name: str, description: str) -> System:
     """A Franka task: the system `name` runs the twin scene of the same name; all Franka tasks share arguments."""
     return System(name, description,
-                  _common_arguments({"primary_camera": "/camera/color/image_raw", "wrist_camera": ""}) + (
+                  _common_arguments({"primary_camera": FRANKA.camera_topic("primary"), "wrist_camera": ""}) + (
                       Argument("robot_profile", "panda", "Franka bridge profile: panda (the twin; franka_ros2 humble "
                                "v0.1.x naming) or fr3 (franka_ros2 jazzy); see config/franka_bridge*.yaml",
                                ("panda", "fr3")),),
                   partial(_franka, system=name, scene=name), embodiment="franka_panda", scene=name,
-                  cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist")))
+                  cameras=(("primary_camera", "primary"), ("wrist_camera", "wrist")), twin="franka_twin",
+                  bridge="franka_bridge", eval_timeout_s=30.0)
 
 
 SYSTEMS: dict[str, System] = {s.name: s for s in (
@@ -258,13 +269,10 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     _franka_system("franka_drawer", "Franka Panda drawer opening with the LaWAM policy; MuJoCo twin by default"),
     System("quanta_towel_fold",
            "Quanta X1 bimanual towel fold with the LaWAM policy; MuJoCo twin by default",
-           _common_arguments({"high_camera": "/cam_high/image_raw",
-                              "left_wrist_camera": "/cam_left_wrist/image_raw",
-                              "right_wrist_camera": "/cam_right_wrist/image_raw"}),
+           _common_arguments({arg: QUANTA.camera_topic(role) for arg, role in QUANTA_CAMERAS}),
            partial(_quanta, system="quanta_towel_fold", scene="quanta_towel_fold"), embodiment="quanta_x1",
            scene="quanta_towel_fold",
-           cameras=(("high_camera", "primary"), ("left_wrist_camera", "left_wrist"),
-                    ("right_wrist_camera", "right_wrist"))),
+           cameras=QUANTA_CAMERAS, twin="quanta_twin", bridge="quanta_bridge", eval_timeout_s=45.0),
 )}
 # simulated scene -> the system whose twin runs it
 SCENE_SYSTEMS: dict[str, str] = {s.scene: s.name for s in SYSTEMS.values()}

@@ -1,7 +1,6 @@
 """End to end over DDS, every node its own process: test camera -> policy node (fake model: the test-support
 executable test/support/fake_policy_node.py) -> Franka bridge -> command stream received here. Then the
 camera stops and the bridge must hold (watchdog)."""
-import itertools
 import os
 import pathlib
 import signal
@@ -23,10 +22,10 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Float64  # noqa: E402
 
 from lawam_policy.nodes.common import fill_pose  # noqa: E402
+from ros_isolation import next_domain_id  # noqa: E402
 
 CONFIG = PKG.parents[1] / "config"
 FAKE_POLICY = PKG.parents[1] / "test" / "support" / "fake_policy_node.py"
-_ids = itertools.count()
 
 CAMERA = r"""
 import sys, rclpy
@@ -66,7 +65,7 @@ def stop(proc):
 
 
 def test_camera_to_policy_to_bridge_command_stream(tmp_path):
-    domain = 30 + (os.getpid() * 11 + next(_ids)) % 70
+    domain = next_domain_id()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(PKG), os.environ.get("PYTHONPATH", "")]))
     py = sys.executable

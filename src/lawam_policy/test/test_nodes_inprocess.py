@@ -1,7 +1,6 @@
 """The rclpy adapters in one process: parameters vs. YAML, bridge topics/services, policy node I/O,
 and the Franka gripper action path with test-only action types shaped like franka_msgs'."""
 import io
-import itertools
 import os
 import pathlib
 import sys
@@ -32,18 +31,18 @@ from lawam_policy.nodes.policy_node import PolicyNode  # noqa: E402
 from lawam_policy.nodes.quanta_bridge import QuantaBridge  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
 from lawam_policy import parameters  # noqa: E402
-from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
+from fake_predictor import FakePredictor  # noqa: E402
+from ros_isolation import next_domain_id  # noqa: E402
 from lawam_policy.runtime.gripper import GripperGoalConfig, GripperGoalLogic  # noqa: E402
 
 CONFIG = pathlib.Path(__file__).resolve().parents[3] / "config"
 DOWN = [1.0, 0.0, 0.0, 0.0]
-_ids = itertools.count()
 
 
 @pytest.fixture
 def ctx():
-    """Own rclpy context on a domain of its own (30..99) with localhost-only discovery."""
-    domain = 30 + (os.getpid() * 5 + next(_ids)) % 70
+    """Own rclpy context on a domain of its own (ros_isolation) with localhost-only discovery."""
+    domain = next_domain_id()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)

@@ -10,7 +10,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # before t
 
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
 from lawam_policy.runtime.engine import EngineConfig, InferenceEngine  # noqa: E402
-from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
+from fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
 from lawam_policy.runtime.sync import FrameSynchronizer  # noqa: E402
 

@@ -16,7 +16,7 @@ from lawam_policy.action_layout import get_layout  # noqa: E402
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
 from lawam_policy.runtime.engine import EngineConfig, InferenceEngine  # noqa: E402
-from lawam_policy.runtime.fake_predictor import FakePredictor  # noqa: E402
+from fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
 from lawam_policy.runtime.sync import FrameSynchronizer  # noqa: E402
 

@@ -145,4 +145,4 @@ def test_summary_per_instruction_with_time_to_success_and_real_time_factor():
 def test_module_reads_the_system_registry():
     """Embodiment, camera roles and topics come from lawam_bringup.systems, instructions from the scenes."""
     from lawam_bringup.systems import SCENE_SYSTEMS
-    assert set(evaluate.SCENES) == set(SCENE_SYSTEMS) == set(INSTRUCTIONS)
+    assert set(evaluate.scenes()) == set(SCENE_SYSTEMS) == set(INSTRUCTIONS)

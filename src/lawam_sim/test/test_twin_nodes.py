@@ -1,7 +1,6 @@
 """Cross-process tests of the twin nodes: a pose target sent over ROS moves the measured pose, /clock advances,
 Reset works, and the expert publishes single-step teleop chunks. Each test uses its own ROS_DOMAIN_ID and
 waits for discovery (publisher/subscriber matching) instead of sleeping."""
-import itertools
 import json
 import os
 import subprocess
@@ -25,14 +24,14 @@ from std_msgs.msg import String  # noqa: E402
 
 from lawam_sim.scenes import INSTRUCTIONS  # noqa: E402
 from lawam_sim.seeds import EVAL_SEEDS  # noqa: E402
+from ros_isolation import next_domain_id  # noqa: E402
 
 PKG_ROOT = Path(__file__).resolve().parents[1]
-_counter = itertools.count()
 DEADLINE_S = 90.0  # generous guard against hangs only; no assertion is about speed
 
 
 def _domain_id() -> int:
-    return 100 + (os.getpid() * 7 + next(_counter)) % 61
+    return next_domain_id()  # the one source of test domain ids (test/ros_isolation.py)
 
 
 class Twin:

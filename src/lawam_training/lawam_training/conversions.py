@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from lawam_policy.action_layout import ActionLayout
+from lawam_policy.embodiments import FRANKA_HAND_MAX_WIDTH_M
 from lawam_policy.runtime.images import ImageError, decode_image
 
 
@@ -55,7 +56,7 @@ def pose_to_vec(pose) -> np.ndarray:
     return np.concatenate([[p.x, p.y, p.z], quat / n])
 
 
-def gripper_from_joint_state(msg, max_width: float = 0.08) -> float:
+def gripper_from_joint_state(msg, max_width: float = FRANKA_HAND_MAX_WIDTH_M) -> float:
     """Franka hand sensor_msgs/JointState: each finger joint is at width / 2 -> opening width / max_width."""
     pos = list(msg.position)
     names = list(msg.name)

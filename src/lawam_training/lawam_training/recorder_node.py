@@ -39,12 +39,13 @@ from lawam_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
+from lawam_policy.embodiments import FRANKA_HAND_MAX_WIDTH_M
 from lawam_policy.runtime.stamps import ns_to_seconds, stamp_to_ns
 
 from .conversions import ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb, pose_to_vec
 from .episode_store import DEFAULT_VCODEC, DatasetError, EpisodeStore, make_features
 from .gaps import LiveGapMonitor, MaxAge
-from .topics import make_config
+from .topics import COMMAND_TOPIC, TASK_TOPIC, make_config
 
 _SPLIT = "split"  # writer queue marker: the frames after it form a new episode (a stream gap lies between)
 
@@ -71,8 +72,8 @@ class RecorderNode(Node):
         self.cfg = make_config(embodiment, layout_spec or None, [c for c in cameras if c] or None,
                                [c for c in poses if c] or None,
                                None if grippers == [""] else [g for g in grippers if g and g != "none"],
-                               p("command_topic", "/lawam/teleop/command").value,
-                               p("task_topic", "/lawam/task").value, p("gripper_max_width", 0.08).value)
+                               p("command_topic", COMMAND_TOPIC).value,
+                               p("task_topic", TASK_TOPIC).value, p("gripper_max_width", FRANKA_HAND_MAX_WIDTH_M).value)
         h, w = int(p("image_height", 0).value), int(p("image_width", 0).value)
         self.image_size = (h, w) if h > 0 and w > 0 else None
         self.task = p("task", "").value

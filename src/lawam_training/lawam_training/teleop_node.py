@@ -29,7 +29,7 @@ from lawam_msgs.msg import ActionChunk, ArmTrajectory
 from std_msgs.msg import String
 
 from .conversions import ConversionError, pose_to_vec
-from .topics import DEFAULTS, parse_layout, parse_pairs
+from .topics import COMMAND_TOPIC, DEFAULTS, parse_layout, parse_pairs
 
 # key -> (axis, sign); axes 0..2 translation x, y, z; 3..5 rotation about base x, y, z
 KEYMAP = {"w": (0, 1), "s": (0, -1), "a": (1, 1), "d": (1, -1), "r": (2, 1), "f": (2, -1),
@@ -117,7 +117,7 @@ class TeleopNode(Node):
         self._lock = threading.Lock()
         self._quit = threading.Event()
         self._chunk_id = 0
-        self.pub = self.create_publisher(ActionChunk, p("command_topic", "/lawam/teleop/command").value,
+        self.pub = self.create_publisher(ActionChunk, p("command_topic", COMMAND_TOPIC).value,
                                          QoSProfile(depth=10))
         for arm, topic in self.pose_topics.items():
             self.create_subscription(PoseStamped, topic, lambda m, a=arm: self._on_pose(a, m),

@@ -10,22 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lawam_policy.action_layout import KNOWN_LAYOUTS, ActionLayout
+from lawam_policy.embodiments import EMBODIMENTS, FRANKA_HAND_MAX_WIDTH_M
+from lawam_policy.topics import TASK_TOPIC, TELEOP_COMMAND_TOPIC
 
-COMMAND_TOPIC = "/lawam/teleop/command"
-TASK_TOPIC = "/lawam/task"
+COMMAND_TOPIC = TELEOP_COMMAND_TOPIC
 
+# Per embodiment, from the embodiment registry (lawam_policy.embodiments): the cameras used by default (a
+# Franka wrist camera is added with wrist=TOPIC), the measured EEF poses and the gripper joint states.
 DEFAULTS = {
-    "franka_panda": dict(
-        cameras={"primary": "/camera/color/image_raw"},  # + wrist=/wrist_camera/color/image_raw if mounted
-        poses={"arm": "/franka_robot_state_broadcaster/current_pose"},
-        grippers={"arm": "/franka_gripper/joint_states"},
-    ),
-    "quanta_x1": dict(
-        cameras={"primary": "/cam_high/image_raw", "left_wrist": "/cam_left_wrist/image_raw",
-                 "right_wrist": "/cam_right_wrist/image_raw"},
-        poses={"left": "/left_arm/current_pose", "right": "/right_arm/current_pose"},
-        grippers={},
-    ),
+    name: dict(cameras=e.camera_topics, poses=dict(zip(e.layout.arms, e.measured_pose_topics)),
+               grippers=dict(e.gripper_state_topics))
+    for name, e in EMBODIMENTS.items()
 }
 
 
@@ -38,7 +33,7 @@ class TopicConfig:
     grippers: dict[str, str] = field(default_factory=dict)  # arm -> sensor_msgs/JointState (optional)
     command_topic: str = COMMAND_TOPIC  # lawam_msgs/ActionChunk; "" = actions are the next measured state
     task_topic: str = TASK_TOPIC
-    gripper_max_width: float = 0.08
+    gripper_max_width: float = FRANKA_HAND_MAX_WIDTH_M
 
     def validate(self) -> "TopicConfig":
         if not self.cameras:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lawam_training.bag_import import main as bag_main
-from lawam_training.testing import write_demo_bag
+from demo_data import write_demo_bag
 
 pytest.importorskip("lerobot")
 from lawam_training.video_decode import PyAVLeRobotDataset  # noqa: E402

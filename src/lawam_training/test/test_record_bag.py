@@ -7,7 +7,7 @@ import threading
 import pytest
 import yaml
 
-from lawam_training.testing import DemoPublisher, private_ros_env, wait_for
+from demo_data import DemoPublisher, private_ros_env, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from lawam_training.testing import DemoPublisher, private_ros_env, wait_for
+from demo_data import DemoPublisher, private_ros_env, wait_for
 
 pytest.importorskip("lerobot")
 rclpy = pytest.importorskip("rclpy")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lawam_training.teleop_node import TeleopTargets, axis_angle_quat, quat_mul
-from lawam_training.testing import private_ros_env, wait_for
+from demo_data import private_ros_env, wait_for
 
 rclpy = pytest.importorskip("rclpy")
 

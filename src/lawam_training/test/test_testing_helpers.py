@@ -2,7 +2,7 @@
 from rosbags.highlevel import AnyReader
 
 from lawam_training.msgdefs import build_typestore
-from lawam_training.testing import write_demo_bag
+from demo_data import write_demo_bag
 
 
 def test_demo_bag_header_stamps_carry_nanoseconds_into_seconds(tmp_path):

@@ -4,8 +4,8 @@ Thin adapter around runtime.InferenceEngine. The model is imported lazily (torch
 model it cannot use stops the node with a one-line reason and a non-zero exit (the launch files and
 `lawam launch` then stop the system): a checkpoint that does not exist or does not load, or one trained for
 another embodiment or another ordered list of camera roles than `embodiment` / `camera_topics` +
-`camera_roles` say. Tests substitute the model by subclassing and overriding `load_predictor` (see
-test/support/fake_policy_node.py), never through a switch in this node.
+`camera_roles` say. The model can only be substituted through the constructor (`predictor=`; tests and
+test/support/fake_policy_node.py do), never through a parameter or a switch in this node.
 
 Clock: frames whose stamps lie more than `stamp_tolerance_s` from the node's clock are refused by reason
 (PolicyStatus.rejections); a jump of the clock (rclpy's jump callback, `time_jump_threshold_s`) clears the
@@ -68,6 +68,9 @@ def load_model(node):
 
 
 class PolicyNode(Node):
+    """`predictor`: an object with LaWAMPolicy.predict_chunk's signature to run instead of loading the model
+    (`checkpoint` / `preset`); None: the model is loaded in a background thread."""
+
     def __init__(self, node_name: str = "policy_node", predictor=None, **kwargs):
         super().__init__(node_name, **kwargs)
         v = declare_parameters(self, policy_params())  # one home: lawam_policy/parameters.py
@@ -148,15 +151,10 @@ class PolicyNode(Node):
     def now_s(self) -> float:
         return now_seconds(self)
 
-    def load_predictor(self):
-        """The predictor (LaWAMPolicy.predict_chunk's signature); runs in the loading thread. Raises when
-        the model cannot be used. Test-support executables override it."""
-        return load_model(self)
-
     def _load_and_start(self) -> None:
         try:
             t0 = time.perf_counter()
-            predictor = self.load_predictor()
+            predictor = load_model(self)
             self.get_logger().info(f"model {self.model_id} loaded on {self.device} in "
                                    f"{time.perf_counter() - t0:.1f} s")
         except Exception as err:  # noqa: BLE001 - any reason the model cannot run ends the node, loudly

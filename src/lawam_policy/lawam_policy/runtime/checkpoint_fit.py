@@ -7,10 +7,11 @@ images must come in (LaWAMConfig.camera_roles, e.g. ["primary", "wrist"]). The n
 """
 from __future__ import annotations
 
+from ..embodiments import EMBODIMENTS
+
 # The roles of a node's camera_topics when `camera_roles` is not given: the first cameras of the embodiment's
-# standard rig, in this order (the recorder's and the twins' naming).
-DEFAULT_CAMERA_ROLES = {"franka_panda": ("primary", "wrist"),
-                        "quanta_x1": ("primary", "left_wrist", "right_wrist")}
+# standard rig, in the registry's order (the recorder's and the twins' naming).
+DEFAULT_CAMERA_ROLES = {name: e.camera_roles for name, e in EMBODIMENTS.items()}
 
 
 class CheckpointMismatch(ValueError):

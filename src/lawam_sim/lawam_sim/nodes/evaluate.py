@@ -36,18 +36,13 @@ from lawam_msgs.srv import Reset, SetTask
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
+from lawam_policy import topics
 from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.seeds import EVAL_SEEDS
 
-# scene (= --system): (twin node, bridge node, sim timeout s)
-SCENES = {
-    "franka_pick_place": ("franka_twin", "franka_bridge", 30.0),
-    "franka_drawer": ("franka_twin", "franka_bridge", 30.0),
-    "quanta_towel_fold": ("quanta_twin", "quanta_bridge", 45.0),
-}
 STALL_S = 60.0  # wall seconds without /clock progress before the evaluation gives up
 LOW_RTF = 0.9   # a run below this real-time factor is flagged: the twin could not keep up with wall time
-SET_TASK_SERVICE = "/lawam/set_task"  # config/policy.yaml: set_task_service
+SET_TASK_SERVICE = topics.SET_TASK_SERVICE  # the policy node's set_task_service default
 
 
 class UsageError(ValueError):
@@ -58,6 +53,13 @@ def _registry():
     # Imported here: lawam_bringup depends on lawam_sim (package.xml), not the other way round.
     from lawam_bringup import systems
     return systems
+
+
+def scenes() -> dict[str, tuple[str, str, float]]:
+    """scene (= --system) -> (twin node, bridge node, default sim timeout s), from the system registry."""
+    systems = _registry()
+    return {scene: (s.twin, s.bridge, s.eval_timeout_s)
+            for scene, s in ((sc, systems.SYSTEMS[name]) for sc, name in systems.SCENE_SYSTEMS.items())}
 
 
 def parse_seeds(text: str, n: int = len(EVAL_SEEDS)) -> list[int]:
@@ -108,7 +110,7 @@ def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: 
     """Start the twin (+ bridge + policy node unless ``expert``) of ``scene``; ``checkpoint`` is resolved
     (a directory, or ``preset:NAME`` for an untrained preset)."""
     systems = _registry()
-    twin, bridge, _ = SCENES[scene]
+    twin, bridge, _ = scenes()[scene]
     system = systems.SYSTEMS[systems.SCENE_SYSTEMS[scene]]
     cfg = workspace_root() / "config"
     twin_cmd = [sys.executable, "-m", f"lawam_sim.nodes.{twin}", "--ros-args", "--params-file",
@@ -243,7 +245,7 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
     """Arguments, the seed indices and the instructions to run. Exits 2 with one line on bad input."""
     ap = _Parser(prog="lawam-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--system", choices=sorted(SCENES), required=True, help="the simulated scene")
+    ap.add_argument("--system", choices=sorted(scenes()), required=True, help="the simulated scene")
     ap.add_argument("--checkpoint", default="",
                     help="checkpoint dir; empty: the scene's shipped default; preset:tiny: untrained")
     which = ap.add_mutually_exclusive_group()
@@ -285,7 +287,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
 
 def main(argv=None) -> int:
     args, indices, instructions = parse_args(argv)
-    twin, bridge, default_timeout = SCENES[args.system]
+    twin, bridge, default_timeout = scenes()[args.system]
     timeout_s = args.timeout_s or default_timeout
     procs, log_dir = [], Path(tempfile.mkdtemp(prefix="lawam-eval-"))
     if not args.attach:

@@ -12,6 +12,7 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 
+from lawam_policy.embodiments import get_embodiment
 from lawam_sim.nodes.twin_node import BEST_EFFORT, IMAGES, RELIABLE, TwinNode, run
 
 
@@ -24,21 +25,22 @@ class QuantaTwin(TwinNode):
 
     def _setup_io(self) -> None:
         P = self.declare_parameter
+        e = get_embodiment(self.embodiment)  # the robot's topics from the registry
         self.pose_pubs = {}
-        for arm in ("left", "right"):
-            self.create_subscription(PoseStamped, P(f"{arm}_target_topic", f"/{arm}_arm/target_pose").value,
+        for i, arm in enumerate(e.layout.arms):
+            self.create_subscription(PoseStamped, P(f"{arm}_target_topic", e.target_topics[i]).value,
                                      lambda m, a=arm: self._pose_target(a, m), BEST_EFFORT)
-            self.create_subscription(Float64, P(f"{arm}_gripper_topic", f"/{arm}_gripper/command").value,
+            self.create_subscription(Float64, P(f"{arm}_gripper_topic", e.gripper_command_topics[i]).value,
                                      lambda m, a=arm: self._gripper_opening(a, m.data), RELIABLE)
             self.pose_pubs[arm] = self.create_publisher(
-                PoseStamped, P(f"{arm}_current_pose_topic", f"/{arm}_arm/current_pose").value, BEST_EFFORT)
+                PoseStamped, P(f"{arm}_current_pose_topic", e.measured_pose_topics[i]).value, BEST_EFFORT)
         self.js_pub = self.create_publisher(JointState, P("joint_states_topic", "/joint_states").value, RELIABLE)
         self.camera_pubs.append(("cam_high", self.create_publisher(
-            Image, P("camera_topic", "/cam_high/image_raw").value, IMAGES)))
+            Image, P("camera_topic", e.camera_topic("primary")).value, IMAGES)))
         if P("wrist_cameras", True).value:
-            for arm in ("left", "right"):
+            for arm in e.layout.arms:
                 self.camera_pubs.append((f"{arm}_wrist", self.create_publisher(
-                    Image, P(f"{arm}_wrist_camera_topic", f"/cam_{arm}_wrist/image_raw").value, IMAGES)))
+                    Image, P(f"{arm}_wrist_camera_topic", e.camera_topic(f"{arm}_wrist")).value, IMAGES)))
         self._joints = self.scene.joint_names()
         self._joints = [j for j in self._joints if j.startswith("vx300s_")]
 

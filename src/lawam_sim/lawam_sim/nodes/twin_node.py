@@ -36,6 +36,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from builtin_interfaces.msg import Time as TimeMsg
 
+from lawam_policy import topics
 from lawam_policy.nodes.main import main_for
 from lawam_policy.runtime import stamps
 from lawam_sim.experts import make_expert
@@ -84,11 +85,11 @@ class TwinNode(Node):
         self.publish_clock = bool(P("publish_clock", True).value)
         self.expert_on = bool(P("expert", False).value)
         self.expert_direct = bool(P("expert_apply_directly", True).value)
-        self.teleop_topic = P("teleop_topic", "/lawam/teleop/command").value
+        self.teleop_topic = P("teleop_topic", topics.TELEOP_COMMAND_TOPIC).value
         self.success_topic = P("success_topic", "/lawam_sim/success").value
         initial_seed = int(P("seed", -1).value)
         initial_task = P("task", "").value
-        task_topic = P("task_topic", "/lawam/task").value
+        task_topic = P("task_topic", topics.TASK_TOPIC).value
         ws_lo = P("workspace_min", [0.0]).value
         ws_hi = P("workspace_max", [0.0]).value
         workspace = (list(ws_lo), list(ws_hi)) if len(ws_lo) == 3 and len(ws_hi) == 3 else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from lawam_policy.embodiments import FRANKA_HAND_MAX_WIDTH_M
 from lawam_sim import rotations as rot
 from lawam_sim.assets import asset_files
 from lawam_sim.controllers.osc import OperationalSpaceController
@@ -21,7 +22,7 @@ from lawam_sim.scenes.base import FLOOR_ASSETS_XML, VISUAL_XML, Scene
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
 HOME_Q = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.785])
-MAX_WIDTH = 0.08          # Franka hand range in the contract (m)
+MAX_WIDTH = FRANKA_HAND_MAX_WIDTH_M  # Franka hand range in the contract (m)
 ROBOTIQ_MAX_WIDTH = 0.085
 DRIVER_CLOSED = 0.8       # rad, driver joint fully closed
 

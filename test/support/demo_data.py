@@ -1,22 +1,22 @@
-"""Helpers for tests, benchmarks and end-to-end checks: synthetic demonstration bags written with rosbags
-(no ROS install needed), a private ROS domain per test, waiting for discovery.
+"""Test support (never installed; test/support is on sys.path through the workspace conftest.py):
+synthetic demonstration bags written with rosbags (no ROS install needed), a private ROS domain per test,
+waiting for discovery, and a stand-in robot publishing demonstration streams. Used by tests and benchmarks.
 
 Values encode time so tests can check the synchronisation: at receive time t (s) the pose x is t, the image
 of camera c (its k-th frame) is filled with 8 k % 240 + c, the command x is t + 1000, the gripper opening t / 10.
 Every message is stamped (header) with its event time."""
 from __future__ import annotations
 
-import itertools
 import os
 import time
 
 import numpy as np
-from lawam_policy.runtime import stamps
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from lawam_policy.runtime import stamps
 from lawam_policy.runtime.stamps import seconds_to_ns, split_ns
-
-from .msgdefs import build_typestore
+from lawam_training.msgdefs import build_typestore
+from ros_isolation import next_domain_id
 
 
 def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=15.0,
@@ -93,13 +93,10 @@ def write_demo_bag(path, *, duration_s=2.0, cam_hz=30.0, pose_hz=100.0, cmd_hz=1
     return path
 
 
-_domains = itertools.count()
-
-
 def private_ros_env(env=None) -> dict:
-    """ROS_DOMAIN_ID in 1..29 by pid and counter (clear of the workspace fixtures' ranges), localhost only.
-    Also sets it in this process, for in-process rclpy."""
-    domain = 1 + (os.getpid() * 3 + next(_domains)) % 29
+    """A fresh ROS_DOMAIN_ID (test/ros_isolation.py, the one source), localhost only. Also sets it in this
+    process, for in-process rclpy."""
+    domain = next_domain_id()
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env = dict(env or os.environ)
@@ -193,8 +190,8 @@ class DemoPublisher:
         # Camera-like stamps: on the ideal 1/cam_hz grid (hardware timestamps), not when this thread ran.
         k = self.counts["cam"]
         if k == 0:
-            self._cam_t0 = self.node.get_clock().now().nanoseconds - int(round(tick * 1e9 / self.rates["cam"]))
-        ns = self._cam_t0 + int(round(tick * 1e9 / self.rates["cam"]))
+            self._cam_t0 = self.node.get_clock().now().nanoseconds - seconds_to_ns(tick / self.rates["cam"])
+        ns = self._cam_t0 + seconds_to_ns(tick / self.rates["cam"])
         for c, pub in enumerate(self.cam_pubs):
             msg = self._cam_msgs[c][k % len(self._frames)]  # pre-built: only the stamp changes
             stamps.fill_stamp(msg.header.stamp, ns)

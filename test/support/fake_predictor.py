@@ -1,6 +1,6 @@
-"""A deterministic stand-in for LaWAMPolicy.predict_chunk (same signature), for tests, benchmarks and
-bring-up without torch. It predicts a slow circle in the horizontal plane around `center`, as a function of
-the time `clock` gives at the call (or `obs_time` when set), so consecutive chunks agree up to a configurable
+"""Test support (never installed): a deterministic stand-in for LaWAMPolicy.predict_chunk (same signature),
+for tests and benchmarks without torch. It predicts a slow circle in the horizontal plane around `center`,
+as a function of the time `clock` gives at the call (or `obs_time` when set), so consecutive chunks agree up to a configurable
 `seam_offset_m` (the seam mismatch a real model would show). In a live node the call comes a little after
 the frame's stamp, so its chunks are ahead of their stamp by that frame age; a model would not be."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..action_layout import get_layout
+from lawam_policy.action_layout import get_layout
 
 
 @dataclass
