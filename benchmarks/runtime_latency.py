@@ -32,6 +32,7 @@ from fake_predictor import FakePredictor  # noqa: E402
 from lawam_policy.action_layout import get_layout  # noqa: E402
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
+from lawam_policy.runtime import stamps as ros_stamps  # noqa: E402
 from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
 from ros_isolation import next_domain_id  # noqa: E402
 
@@ -205,11 +206,11 @@ def bench_live(args, use_model: bool):
          "-p", "max_start_angle_rad:=4.0"])]
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("bench_receiver")
-    recv, stamps, latencies = [], [], []
+    recv, cmd_stamps, latencies = [], [], []
 
     def on_cmd(msg):
         recv.append(time.perf_counter())
-        stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+        cmd_stamps.append(ros_stamps.stamp_to_seconds(msg.header.stamp))
 
     def on_status(msg):
         v = msg.last_latency_obs_to_first_command_ms
@@ -221,8 +222,8 @@ def bench_live(args, use_model: bool):
     chunk_age = []  # camera stamp -> chunk received here (policy side + one DDS hop)
 
     def on_chunk(msg):
-        now = node.get_clock().now().nanoseconds * 1e-9
-        chunk_age.append(1e3 * (now - (msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)))
+        now = ros_stamps.ns_to_seconds(node.get_clock().now().nanoseconds)
+        chunk_age.append(1e3 * (now - ros_stamps.stamp_to_seconds(msg.header.stamp)))
 
     node.create_subscription(ActionChunk, "/lawam/action_chunk", on_chunk, 10)
     measured = node.create_publisher(PoseStamped, "/franka_robot_state_broadcaster/current_pose",
@@ -234,7 +235,7 @@ def bench_live(args, use_model: bool):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(latencies) < 2:  # model loaded, chunks flowing
             rclpy.spin_once(node, timeout_sec=0.05)
-        recv.clear(), stamps.clear(), latencies.clear(), chunk_age.clear()
+        recv.clear(), cmd_stamps.clear(), latencies.clear(), chunk_age.clear()
         end = time.monotonic() + args.live_seconds
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -260,12 +261,12 @@ def bench_live(args, use_model: bool):
     if chunk_age:
         print(f"     camera stamp -> chunk received by this benchmark: median {np.median(chunk_age):.1f} ms, "
               f"p90 {pct(chunk_age, 90):.1f} ms (an upper bound: this receiver also drains the command stream)")
-    if len(stamps) > 10:
-        sp = np.diff(np.array(stamps)) * 1e3
+    if len(cmd_stamps) > 10:
+        sp = np.diff(np.array(cmd_stamps)) * 1e3
         rp = np.diff(np.array(recv)) * 1e3
         nominal = 1e3 / args.rate
-        print(f"   command period (nominal {nominal:.2f} ms), {len(stamps)} commands = "
-              f"{len(stamps) / args.live_seconds:.0f} Hz achieved")
+        print(f"   command period (nominal {nominal:.2f} ms), {len(cmd_stamps)} commands = "
+              f"{len(cmd_stamps) / args.live_seconds:.0f} Hz achieved")
         print(f"     at the bridge (header stamps): mean {sp.mean():.3f} ms, std {sp.std():.3f} ms, "
               f"p99 {pct(sp, 99):.3f} ms, max {sp.max():.2f} ms")
         print(f"     at a subscriber (arrival):     mean {rp.mean():.3f} ms, std {rp.std():.3f} ms, "

@@ -25,7 +25,9 @@ from std_msgs.msg import Float64  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 
 from lawam_policy.action_layout import get_layout  # noqa: E402
-from lawam_policy.nodes.common import chunk_to_msg, fill_pose, msg_to_chunk, sec_to_stamp  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from lawam_policy.nodes.common import chunk_to_msg, fill_pose, msg_to_chunk  # noqa: E402
+from lawam_policy.runtime import stamps  # noqa: E402
 from lawam_policy.nodes.franka_bridge import FrankaBridge, FrankaGripperActions  # noqa: E402
 from lawam_policy.nodes.policy_node import PolicyNode  # noqa: E402
 from lawam_policy.nodes.quanta_bridge import QuantaBridge  # noqa: E402
@@ -74,6 +76,10 @@ def call(ctx, client, request):
     future = client.call_async(request)
     assert ctx.spin_until(future.done)
     return future.result()
+
+
+def _stamp(t: float) -> Time:
+    return stamps.fill_stamp(Time(), stamps.seconds_to_ns(t))
 
 
 def declared(node):
@@ -164,7 +170,7 @@ def test_franka_bridge_streams_safe_targets_and_answers_services(ctx):
     chunks.publish(make_chunk_msg(now, [0.52, 0.0, 0.4], n=60, dx=0.0, grip=0.0))
     assert ctx.spin_until(lambda: abs(cmds[-1].pose.position.x - 0.52) < 1e-4)
     xs = np.array([c.pose.position.x for c in cmds])
-    ts = np.array([c.header.stamp.sec + 1e-9 * c.header.stamp.nanosec for c in cmds])
+    ts = np.array([stamps.stamp_to_seconds(c.header.stamp) for c in cmds])
     # the speed limit holds per clock time between commands (a loaded machine may skip timer ticks)
     assert np.all(np.abs(np.diff(xs)) <= 0.5 * np.diff(ts) + 1e-9)
     assert ctx.spin_until(lambda: widths and widths[-1].data == pytest.approx(0.0))  # closed: 0 m
@@ -305,7 +311,7 @@ def test_franka_gripper_actions_hysteresis_and_preemption(ctx):
 def image_msg(encoding, stamp, h=48, w=64):
     ch = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3, "16UC1": 2}[encoding]
     msg = Image(height=h, width=w, encoding=encoding, step=w * ch, data=bytes(h * w * ch))
-    msg.header.stamp = sec_to_stamp(stamp)
+    msg.header.stamp = _stamp(stamp)
     return msg
 
 
@@ -334,7 +340,7 @@ def test_policy_node_images_task_and_chunks(ctx):
         t = node.now_s()
         cam_a.publish(image_msg(encoding, t))
         comp = CompressedImage(format="png", data=png)
-        comp.header.stamp = sec_to_stamp(t + 0.01)
+        comp.header.stamp = _stamp(t + 0.01)
         cam_b.publish(comp)
         return t
 
@@ -394,16 +400,16 @@ def test_bridge_follows_sim_time_and_sends_nothing_while_the_clock_stands(ctx):
 
     def advance(dt=0.01):
         sim["t"] += dt
-        clock.publish(ClockMsg(clock=sec_to_stamp(sim["t"])))
+        clock.publish(ClockMsg(clock=_stamp(sim["t"])))
         measured.publish(pose)
 
     for _ in range(40):  # a sim running its /clock at 100 Hz
         advance()
         ctx.spin_until(lambda: False, timeout=0.01)
     assert ctx.spin_until(lambda: len(cmds) >= 5)
-    stamps = [c.header.stamp.sec + 1e-9 * c.header.stamp.nanosec for c in cmds]
-    assert all(50.0 < s <= sim["t"] + 1e-9 for s in stamps)  # stamped on the sim clock
-    assert len(set(stamps)) == len(stamps)  # one command per sim time step at most, never repeats
+    cmd_stamps = [stamps.stamp_to_seconds(c.header.stamp) for c in cmds]
+    assert all(50.0 < s <= sim["t"] + 1e-9 for s in cmd_stamps)  # stamped on the sim clock
+    assert len(set(cmd_stamps)) == len(cmd_stamps)  # one command per sim time step at most, never repeats
     # a chunk stamped in sim time, observed "now", is accepted and executed
     chunk_pub = tester.create_publisher(ActionChunk, "/lawam/action_chunk", 10)
     assert ctx.spin_until(lambda: chunk_pub.get_subscription_count())
@@ -491,7 +497,7 @@ def test_ros_time_jump_is_detected_counted_and_handled_by_bridge_and_policy(ctx)
     assert ctx.spin_until(lambda: clock.get_subscription_count() >= 2 and cam.get_subscription_count())
 
     def at(t):
-        clock.publish(ClockMsg(clock=sec_to_stamp(t)))
+        clock.publish(ClockMsg(clock=_stamp(t)))
         ctx.spin_until(lambda: abs(bridge.now_s() - t) < 1e-9 and abs(policy.now_s() - t) < 1e-9, timeout=5.0)
 
     at(100.0)  # ROS time activates from zero: not a jump

@@ -157,5 +157,5 @@ def test_engine_time_jump_entry_clears_sync_latency_and_running_chunk():
     eng._latencies.append(3.0)
     eng.time_jump(+5.0)
     assert eng.chunk_end() is None and eng.latency_estimate_s == pytest.approx(0.5)
-    assert sync.frame_interval_s == 0.0 and sync.newest_stamp() is None
+    assert sync.frame_interval_s == 0.0 and sync.missing() == ["cam"]  # no frame of the old time line left
     assert eng.events["time_jump"] == 1

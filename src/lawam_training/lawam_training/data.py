@@ -202,9 +202,6 @@ class MixedDataset(torch.utils.data.ConcatDataset):
             raise DatasetError("no dataset given")
         super().__init__(datasets)
 
-    def group_of(self) -> list:
-        return [d.group_key() for d in self.datasets]
-
 
 class EmbodimentBatchSampler(Sampler):
     """Batches whose samples share embodiment, cameras and image size; shuffled with a seed per epoch."""

@@ -98,13 +98,6 @@ class DistContext:
         torch_dist.all_reduce(t)
         return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
 
-    def broadcast_object(self, obj):
-        if not self.distributed:
-            return obj
-        box = [obj]
-        torch_dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def gather_objects(self, obj) -> list:
         if not self.distributed:
             return [obj]

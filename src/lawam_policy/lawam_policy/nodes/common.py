@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 from lawam_msgs.msg import ActionChunk, ArmTrajectory, ReasonCount
 from rcl_interfaces.msg import ParameterDescriptor
 
 from ..runtime import stamps
 from ..runtime.chunk import Chunk
-
-
-def stamp_to_sec(stamp) -> float:
-    return stamps.stamp_to_seconds(stamp)
-
-
-def sec_to_stamp(t: float) -> Time:
-    return stamps.fill_stamp(Time(), stamps.seconds_to_ns(t))
 
 
 def logger_fn(node):
@@ -69,7 +60,7 @@ def fill_pose(pose: Pose, position, quat) -> Pose:
 
 def chunk_to_msg(chunk: Chunk) -> ActionChunk:
     msg = ActionChunk()
-    msg.header.stamp = sec_to_stamp(chunk.obs_stamp)
+    stamps.fill_stamp(msg.header.stamp, stamps.seconds_to_ns(chunk.obs_stamp))
     msg.header.frame_id = chunk.frame_id
     msg.chunk_id = int(chunk.chunk_id)
     msg.embodiment = chunk.embodiment
@@ -100,7 +91,7 @@ def msg_to_chunk(msg: ActionChunk) -> Chunk:
         for k, pose in enumerate(arm.poses):
             positions[i, k], quats[i, k] = pose_to_arrays(pose)
         grippers[i] = np.asarray(arm.gripper_openings, dtype=float)
-    chunk = Chunk(obs_stamp=stamp_to_sec(msg.header.stamp), time_offsets=np.asarray(msg.time_offsets_s, float),
+    chunk = Chunk(obs_stamp=stamps.stamp_to_seconds(msg.header.stamp), time_offsets=np.asarray(msg.time_offsets_s, float),
                   positions=positions, quats=quats, grippers=grippers, arm_names=tuple(msg.arm_names),
                   chunk_id=int(msg.chunk_id), embodiment=msg.embodiment, control_rate_hz=msg.control_rate_hz,
                   horizon_s=msg.horizon_s, frame_id=msg.header.frame_id)

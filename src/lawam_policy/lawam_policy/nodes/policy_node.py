@@ -30,13 +30,14 @@ from std_msgs.msg import String
 from ..action_layout import get_layout
 from ..embodiments import EMBODIMENTS, get_embodiment
 from ..parameters import field_values, policy_params
+from ..runtime import stamps
 from ..runtime.checkpoint_fit import camera_roles_for, check_fit, control_rate_for
 from ..runtime.engine import EngineConfig, InferenceEngine
 from ..runtime.health import PolicyHealth
 from ..runtime.heatmap import colorize, similarity_map
 from ..runtime.images import UnsupportedEncoding, check_image, decode_image
 from ..runtime.sync import FrameSynchronizer
-from .common import chunk_to_msg, declare_parameters, logger_fn, now_seconds, reason_counts, stamp_to_sec, watch_time_jumps
+from .common import chunk_to_msg, declare_parameters, logger_fn, now_seconds, reason_counts, watch_time_jumps
 from .diagnostics import DiagnosticsPublisher
 from .main import fail, main_for
 
@@ -190,7 +191,7 @@ class PolicyNode(Node):
         return decode_image(msg)  # the one decoder (runtime.images), shared with the recorder and bag import
 
     def _stamp(self, msg) -> float:
-        t = stamp_to_sec(msg.header.stamp)
+        t = stamps.stamp_to_seconds(msg.header.stamp)
         return t if t > 0 else self.now_s()  # some drivers leave the stamp empty
 
     def _add_frame(self, topic: str, stamp: float, payload) -> None:

@@ -93,11 +93,6 @@ class FrameSynchronizer:
         with self._lock:
             return [c for c in self.cameras if now - self._newest[c] > timeout_s]
 
-    def newest_stamp(self) -> float | None:
-        with self._lock:
-            buf = self._buffers[self.cameras[0]]
-            return buf[-1][0] if buf else None
-
     def take(self, now: float | None = None) -> FrameSet | None:
         """Consume and return the freshest synchronised set newer than the last one, or None."""
         with self._lock:

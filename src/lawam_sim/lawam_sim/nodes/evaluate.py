@@ -37,6 +37,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
 from lawam_policy import topics
+from lawam_policy.runtime import stamps
 from lawam_sim.scenes import INSTRUCTIONS
 from lawam_sim.seeds import EVAL_SEEDS
 
@@ -167,7 +168,7 @@ class Evaluator:
 
     def _on_clock(self, m: Clock) -> None:
         with self.cond:
-            self.sim_time = m.clock.sec + m.clock.nanosec * 1e-9
+            self.sim_time = stamps.stamp_to_seconds(m.clock)
             self.last_clock_wall = time.monotonic()
             self.cond.notify_all()
 

@@ -108,10 +108,6 @@ class FrankaScene(Scene):
     def gripper_opening(self, arm: str) -> float:
         return self.finger_width() / MAX_WIDTH
 
-    def set_width(self, width_m: float) -> bool:
-        """The Franka contract's gripper command (``/franka_gripper/width_command``)."""
-        return self.set_gripper("arm", float(width_m) / MAX_WIDTH)
-
     def top_down_quat_xyzw(self, yaw: float = 0.0) -> np.ndarray:
         """Gripper pointing down (tool z = -world z), rotated by ``yaw`` about the vertical."""
         down = rot.axis_angle_wxyz([1, 0, 0], np.pi)
