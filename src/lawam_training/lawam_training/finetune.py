@@ -340,7 +340,7 @@ def prepare(settings: FinetuneSettings, resume: bool):
             raise FinetuneError(f"horizon T = {settings.horizon_s} s differs from the checkpoint's "
                                 f"T = {ckpt_cfg.horizon_s} s (its LaWM only knows that horizon)")
     preset = ckpt_cfg.preset if ckpt_cfg else (settings.preset or "tiny")
-    horizon = ckpt_cfg.horizon_s if ckpt_cfg else (settings.horizon_s or LaWAMConfig.preset(preset).horizon_s)
+    horizon = ckpt_cfg.horizon_s if ckpt_cfg else (settings.horizon_s or LaWAMConfig.from_preset(preset).horizon_s)
 
     datasets = open_datasets(settings, horizon)
     meta = dataset_metadata(datasets)
@@ -364,7 +364,7 @@ def prepare(settings: FinetuneSettings, resume: bool):
             how += f"; the model settings {sorted(settings.model)} are ignored (the checkpoint defines the model)"
     else:
         try:
-            cfg = LaWAMConfig.preset(preset, horizon_s=horizon, **settings.model)
+            cfg = LaWAMConfig.from_preset(preset, horizon_s=horizon, **settings.model)
         except ValueError as e:
             raise FinetuneError(f"model settings: {e}") from None
         apply_data_to_config(cfg, meta, from_checkpoint=False)

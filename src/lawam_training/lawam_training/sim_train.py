@@ -154,7 +154,7 @@ class Recipe:
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
-        cfg = LaWAMConfig.preset("sim")
+        cfg = LaWAMConfig.from_preset("sim")
         demo = DemoDataset(self.out / "dataset", cfg.horizon_s)
         apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
         policy = LaWAMPolicy(cfg)

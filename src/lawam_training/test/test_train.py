@@ -43,7 +43,7 @@ def demos(tmp_path_factory):
 
 
 def make_policy(ds: DemoDataset, seed=0):
-    cfg = LaWAMConfig.preset("tiny", horizon_s=T)
+    cfg = LaWAMConfig.from_preset("tiny", horizon_s=T)
     a, s = ds.wire_arrays()
     layout = ds.layout
     cfg.normalization[layout.embodiment] = {"action": compute_stats(a, layout), "state": compute_stats(s, layout)}

@@ -86,7 +86,7 @@ def _default_layouts() -> dict:
 
 @dataclass
 class LaWAMConfig:
-    preset: str = "paper"
+    preset: str = "paper"  # the name of the preset this config started from (see from_preset)
 
     # --- observation / feature space (frozen DINOv3 ViT-B/16) ---
     image_size: int = 224
@@ -163,7 +163,9 @@ class LaWAMConfig:
 
     # ------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, **overrides) -> "LaWAMConfig":
+    def from_preset(cls, name: str, **overrides) -> "LaWAMConfig":
+        """The named preset ("paper", "sim", "tiny") with `overrides` (field=value) applied; its `preset` field
+        records the name. Raises ValueError for an unknown preset or field."""
         if name == "paper":
             cfg = cls(preset="paper")
         elif name == "tiny":
