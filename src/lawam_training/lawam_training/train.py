@@ -661,9 +661,9 @@ def check_finite_policy(policy, state_dict: dict | None = None) -> None:
                                             f"statistics: {emb} {kind} {stat} = {values}")
 
 
-def save_policy(policy, directory: Path, state_dict: dict | None = None) -> Path:
-    """policy.save_pretrained (with `state_dict`, e.g. FSDP's gathered full one, as the weights). Every
-    checkpoint the trainer writes goes through here; raises NonFiniteTraining (nothing written) for
-    non-finite weights or statistics."""
+def save_policy(policy, directory: Path, state_dict: dict | None = None, dtype=None) -> Path:
+    """policy.save_pretrained (with `state_dict`, e.g. FSDP's gathered full one, as the weights; floating
+    tensors cast to `dtype` if given). Every checkpoint training writes goes through here; raises
+    NonFiniteTraining (nothing written) for non-finite weights or statistics."""
     check_finite_policy(policy, state_dict)
-    return policy.save_pretrained(directory, state_dict=state_dict)
+    return policy.save_pretrained(directory, dtype=dtype, state_dict=state_dict)
