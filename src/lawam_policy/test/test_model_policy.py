@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lawam_policy.model import LaWAMConfig, LaWAMPolicy  # noqa: E402
-from lawam_policy.model.policy import WEIGHTS_NAME  # noqa: E402
+from lawam_policy.model.checkpoint import WEIGHTS_NAME  # noqa: E402
 
 torch.set_num_threads(1)  # tiny ops: one thread is faster than two on a shared 2-core machine
 

@@ -42,7 +42,6 @@ from . import checkpoint
 from .action_codec import Normalizer
 from .action_expert import AlternateDiT
 from .augment import random_resized_crop_and_jitter
-from .checkpoint import WEIGHTS_NAME  # noqa: F401  (re-exported: callers name the weights file through here)
 from .config import LaWAMConfig
 from .features import FeatureEncoder
 from .flow_matching import euler_sample, flow_matching_loss
