@@ -357,7 +357,9 @@ def prepare(settings: FinetuneSettings, resume: bool):
         plan = [(s, n) for s, n in plan if s >= done_stage]
         how = f"resuming from {latest}"
     elif ckpt_cfg is not None:
-        policy = LaWAMPolicy.from_pretrained(Path(settings.checkpoint).expanduser(), components="all")
+        # float32 master weights whatever the file stores (training autocasts to bf16 where asked).
+        policy = LaWAMPolicy.from_pretrained(Path(settings.checkpoint).expanduser(), components="all",
+                                             dtype=torch.float32)
         apply_data_to_config(policy.config, meta, from_checkpoint=True)
         how = f"post-training checkpoint {settings.checkpoint} ({preset} preset)"
         if settings.model:
