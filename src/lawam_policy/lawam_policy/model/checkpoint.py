@@ -25,12 +25,6 @@ from .tokenizer import load_tokenizer
 WEIGHTS_NAME = "model.safetensors"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(policy, directory: str | Path, dtype: torch.dtype | None = None,
                     state_dict: dict | None = None) -> Path:
     """Write `policy`'s config, weights and tokenizer into `directory` (created if needed) and return it.
@@ -48,8 +42,12 @@ def save_checkpoint(policy, directory: str | Path, dtype: torch.dtype | None = N
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in state.items()}
     weights = directory / WEIGHTS_NAME
+    # safetensors writes 0600; a lab shares checkpoints. touch() gives the umask-derived mode (reading the umask
+    # itself would change it for a moment for every thread of the process).
+    weights.touch()
+    mode = weights.stat().st_mode & 0o777
     save_file(state, str(weights), metadata={"format": "pt"})
-    os.chmod(weights, 0o666 & ~_umask())  # safetensors writes 0600; a lab shares checkpoints
+    os.chmod(weights, mode)
     if policy.vlm is not None:
         policy.vlm.tokenizer.save_pretrained(str(directory))
     return directory
@@ -59,7 +57,8 @@ def save_checkpoint(policy, directory: str | Path, dtype: torch.dtype | None = N
 def parameters_on_meta():
     """While building a module, every parameter is moved to the meta device as it is registered, so the
     initialisers that follow (nn.Linear's reset_parameters, ...) touch no memory. Buffers stay real: the
-    non-persistent ones (rotary frequencies, ...) are not in a checkpoint and must keep their computed values."""
+    non-persistent ones (rotary frequencies, ...) are not in a checkpoint and must keep their computed values.
+    It patches nn.Module for the duration: no other thread may build modules meanwhile."""
     register = nn.Module.register_parameter
 
     def to_meta(module, name, param):
@@ -80,8 +79,8 @@ def load_checkpoint(policy_cls, directory: str | Path, components: str | None = 
 
     components: None keeps the checkpoint's; "all" turns a stage-1 checkpoint into a stage-2 policy (encoder,
     IDM, LaWM and auxiliary heads loaded; the VLM from `qwen3vl_path`, or random). device / dtype: where and in
-    which dtype to put the loaded policy (default: CPU, the stored dtype; float16 files load as float32). Raises FileNotFoundError without a
-    config, ValueError for a config or state dict that does not fit."""
+    which dtype to put the loaded policy (default: CPU, the stored dtype; float16 files load as float32).
+    Raises FileNotFoundError without a config, ValueError for a config or state dict that does not fit."""
     directory = Path(directory)
     cfg = LaWAMConfig.load(directory)
     stage1_ckpt = cfg.components == "stage1"
