@@ -36,7 +36,7 @@ def build(args, device, dtype):
     try:
         with torch.device(device):
             torch.manual_seed(0)
-            policy = LaWAMPolicy(LaWAMConfig.preset(args.preset))
+            policy = LaWAMPolicy(LaWAMConfig.from_preset(args.preset))
     finally:
         torch.set_default_dtype(previous)
     return policy.to(device=device, dtype=dtype).eval()

@@ -112,7 +112,7 @@ def bench_inpainting(args):
     except Exception as err:  # noqa: BLE001
         print(f"\nB. inpainting: model not importable ({err}); skipped")
         return
-    policy = LaWAMPolicy(LaWAMConfig.preset(args.model)).eval()
+    policy = LaWAMPolicy(LaWAMConfig.from_preset(args.model)).eval()
     img = (np.random.default_rng(0).integers(0, 255, (224, 224, 3))).astype(np.uint8)
     f = 15.0
     lat = []

@@ -83,7 +83,7 @@ def main(argv=None):
         tmp = Path(tmp)
         root = Path(args.dataset) if args.dataset else synthetic_dataset(tmp / "demos", 2, 90, 30, 224)
         ds = DemoDataset(root, args.horizon)
-        cfg = LaWAMConfig.preset(args.preset, horizon_s=args.horizon)
+        cfg = LaWAMConfig.from_preset(args.preset, horizon_s=args.horizon)
         a, s = ds.wire_arrays()
         cfg.normalization[ds.embodiment] = {"action": compute_stats(a, ds.layout), "state": compute_stats(s, ds.layout)}
         torch.manual_seed(0)

@@ -60,7 +60,7 @@ def test_identity_params_are_identity():
 @pytest.fixture(scope="module")
 def policy():
     torch.manual_seed(0)
-    return LaWAMPolicy(LaWAMConfig.preset("tiny", components="stage1"))
+    return LaWAMPolicy(LaWAMConfig.from_preset("tiny", components="stage1"))
 
 
 def batch(static=False, B=2, size=40, seed=0):
@@ -124,8 +124,8 @@ def test_policy_augmentation_is_deterministic_for_a_seed(policy):
 def test_no_augmentation_when_disabled_in_eval_or_with_features(policy):
     b = batch(seed=2)
     with torch.no_grad():
-        feats = dict(features_t=policy.encode_features(policy._views(b["images_t"])[:, 0]),
-                     features_tT=policy.encode_features(policy._views(b["images_tT"])[:, 0]),
+        feats = dict(features_t=policy.encode_features(policy.processor.views(b["images_t"])[:, 0]),
+                     features_tT=policy.encode_features(policy.processor.views(b["images_tT"])[:, 0]),
                      embodiment="franka_panda")
     policy.eval()
     reference = losses(policy, feats)  # the pre-augmentation path: features of the plain views
@@ -141,18 +141,18 @@ def test_no_augmentation_when_disabled_in_eval_or_with_features(policy):
 
 
 def test_config_without_augment_fields_loads():
-    d = LaWAMConfig.preset("tiny").to_dict()
+    d = LaWAMConfig.from_preset("tiny").to_dict()
     for k in [k for k in d if k.startswith("augment_") or k == "stage1_augment"]:
         del d[k]
     cfg = LaWAMConfig.from_dict(d)
     assert cfg.stage1_augment is True and cfg.augment_crop_scale == (0.6, 1.0)
     with pytest.raises(ValueError):
-        LaWAMConfig.preset("tiny", augment_crop_scale=(0.0, 1.0))
+        LaWAMConfig.from_preset("tiny", augment_crop_scale=(0.0, 1.0))
 
 
 def test_stage1_trains_with_augmentation():
     torch.manual_seed(3)
-    policy = LaWAMPolicy(LaWAMConfig.preset("tiny", components="stage1")).train()
+    policy = LaWAMPolicy(LaWAMConfig.from_preset("tiny", components="stage1")).train()
     b = batch(seed=5)
     opt = torch.optim.Adam(policy.parameter_groups(1)[0]["params"], lr=3e-3)
     hist = []

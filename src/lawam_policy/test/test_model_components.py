@@ -12,11 +12,13 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from lawam_policy.action_layout import get_layout  # noqa: E402
-from lawam_policy.model import LaWAMConfig, LaWAMPolicy, render_heatmap_png, subgoal_heatmap  # noqa: E402
+from lawam_policy.model import LaWAMConfig, LaWAMPolicy  # noqa: E402
 from lawam_policy.model.action_codec import Normalizer, compute_stats, net_to_wire, wire_to_net  # noqa: E402
 from lawam_policy.model.features import to_unit_images  # noqa: E402
 from lawam_policy.model.layers import sinusoidal_code  # noqa: E402
 from lawam_policy.model.tokenizer import SPECIAL_TOKENS, build_builtin_tokenizer, special_ids  # noqa: E402
+from lawam_policy.runtime.heatmap import render_heatmap_png  # noqa: E402
+from lawam_policy.runtime.heatmap import similarity_map as subgoal_heatmap  # noqa: E402
 
 torch.set_num_threads(1)  # tiny ops: one thread is faster than two on a shared 2-core machine
 
@@ -24,7 +26,7 @@ torch.set_num_threads(1)  # tiny ops: one thread is faster than two on a shared 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return LaWAMPolicy(LaWAMConfig.preset("tiny")).eval()
+    return LaWAMPolicy(LaWAMConfig.from_preset("tiny")).eval()
 
 
 def random_quats(n, rng):
@@ -145,7 +147,7 @@ def test_subgoal_heatmap_and_png():
 
 
 def test_paper_preset_sizes_on_meta():
-    cfg = LaWAMConfig.preset("paper")
+    cfg = LaWAMConfig.from_preset("paper")
     assert (cfg.horizon_s, cfg.vlm_layers, cfg.num_latent_queries, cfg.expert_width, cfg.expert_depth) == \
         (1.2, 16, 8, 1024, 16)
     with torch.device("meta"):
@@ -167,11 +169,11 @@ def test_paper_preset_sizes_on_meta():
 
 
 def test_config_json_roundtrip(tmp_path):
-    cfg = LaWAMConfig.preset("tiny")
+    cfg = LaWAMConfig.from_preset("tiny")
     cfg.save(tmp_path)
     assert LaWAMConfig.load(tmp_path) == cfg
     with pytest.raises(ValueError):
-        LaWAMConfig.preset("huge")
+        LaWAMConfig.from_preset("huge")
     with pytest.raises(ValueError):
         LaWAMConfig.from_dict(dict(cfg.to_dict(), bogus=1))
 

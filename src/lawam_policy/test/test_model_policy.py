@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lawam_policy.model import LaWAMConfig, LaWAMPolicy  # noqa: E402
-from lawam_policy.model.policy import WEIGHTS_NAME  # noqa: E402
+from lawam_policy.model.checkpoint import WEIGHTS_NAME  # noqa: E402
 
 torch.set_num_threads(1)  # tiny ops: one thread is faster than two on a shared 2-core machine
 
@@ -28,7 +28,7 @@ def randomize_zero_params(module, seed=0):
 
 def make_policy(seed=0, **overrides):
     torch.manual_seed(seed)
-    policy = LaWAMPolicy(LaWAMConfig.preset("tiny", **overrides))
+    policy = LaWAMPolicy(LaWAMConfig.from_preset("tiny", **overrides))
     randomize_zero_params(policy, seed)
     return policy.eval()
 
@@ -299,8 +299,8 @@ def test_stage1_overfits_one_batch():
     assert policy.vlm is None and policy.expert is None
     batch = make_batch(np.random.default_rng(9))
     with torch.no_grad():
-        batch["features_t"] = policy.encode_features(policy._views(batch.pop("images_t"))[:, 0])
-        batch["features_tT"] = policy.encode_features(policy._views(batch.pop("images_tT"))[:, 0])
+        batch["features_t"] = policy.encode_features(policy.processor.views(batch.pop("images_t"))[:, 0])
+        batch["features_tT"] = policy.encode_features(policy.processor.views(batch.pop("images_tT"))[:, 0])
     groups = policy.parameter_groups(1)
     hist = _overfit(policy, lambda g: policy.latent_action_losses(batch, g), groups[0]["params"], 150, 3e-3)
     first, last = hist[0], np.mean([h["feature"] for h in hist[-10:]])
@@ -314,8 +314,8 @@ def test_stage2_overfits_one_batch():
     policy = make_policy(seed=4).train()
     batch = make_batch(np.random.default_rng(10))
     with torch.no_grad():
-        batch["features_tT"] = policy.encode_features(policy._views(batch.pop("images_tT"))[:, 0])
-        batch["features_t"] = policy.encode_features(policy._views(batch["images_t"])[:, 0])
+        batch["features_tT"] = policy.encode_features(policy.processor.views(batch.pop("images_tT"))[:, 0])
+        batch["features_t"] = policy.encode_features(policy.processor.views(batch["images_t"])[:, 0])
     _overfit(policy, lambda g: policy.latent_action_losses(batch, g), policy.parameter_groups(1)[0]["params"],
              150, 3e-3)
     lawm_before = {k: v.clone() for k, v in policy.lawm.state_dict().items()}
@@ -336,8 +336,8 @@ def test_stage2_reads_a_cached_z_star_in_place_of_the_teacher(policy):
     another target changes only the distillation term."""
     batch = make_batch(np.random.default_rng(11))
     with torch.no_grad():
-        batch["features_t"] = policy.encode_features(policy._views(batch["images_t"])[:, 0])
-        batch["features_tT"] = policy.encode_features(policy._views(batch["images_tT"])[:, 0])
+        batch["features_t"] = policy.encode_features(policy.processor.views(batch["images_t"])[:, 0])
+        batch["features_tT"] = policy.encode_features(policy.processor.views(batch["images_tT"])[:, 0])
         z_star = policy.teacher_latent(batch["features_t"], batch["features_tT"])
         plain = policy.training_losses(batch, torch.Generator().manual_seed(0))
         cached = policy.training_losses(dict(batch, z_star=z_star), torch.Generator().manual_seed(0))
@@ -405,7 +405,7 @@ def test_build_checkpoint_from_local_snapshots(tmp_path):
     from lawam_policy.model.build_checkpoint import main
     from lawam_policy.model.tokenizer import build_builtin_tokenizer
 
-    cfg = LaWAMConfig.preset("tiny")
+    cfg = LaWAMConfig.from_preset("tiny")
     torch.manual_seed(0)
     dino = DINOv3ViTModel(DINOv3ViTConfig(**cfg.dinov3))
     dino.save_pretrained(tmp_path / "dino")

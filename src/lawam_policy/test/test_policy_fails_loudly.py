@@ -46,7 +46,7 @@ def test_camera_roles_default_to_the_embodiments_rig_and_must_match_the_topics()
 def _config_only_checkpoint(path, **changes):
     torch = pytest.importorskip("torch")  # noqa: F841 - LaWAMConfig lives in the model package
     from lawam_policy.model import LaWAMConfig
-    c = LaWAMConfig.preset("tiny")
+    c = LaWAMConfig.from_preset("tiny")
     for k, v in changes.items():
         setattr(c, k, v)
     path.mkdir(parents=True)
@@ -61,7 +61,7 @@ def test_policy_node_exits_nonzero_with_one_line_reason(case, tmp_path, ros_env)
     elif case == "embodiment":  # a Franka-only checkpoint behind the Quanta's three cameras
         pytest.importorskip("torch")
         from lawam_policy.model import LaWAMConfig
-        franka = LaWAMConfig.preset("tiny").embodiments["franka_panda"]
+        franka = LaWAMConfig.from_preset("tiny").embodiments["franka_panda"]
         ckpt = _config_only_checkpoint(tmp_path / "franka_only", embodiments={"franka_panda": franka})
         extra = ["-p", "embodiment:=quanta_x1", "-p", "camera_topics:=['/a','/b','/c']"]
         expect = "CheckpointMismatch: checkpoint"

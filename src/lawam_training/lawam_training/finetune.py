@@ -346,7 +346,7 @@ def prepare(settings: FinetuneSettings, resume: bool):
             raise FinetuneError(f"horizon T = {settings.horizon_s} s differs from the checkpoint's "
                                 f"T = {ckpt_cfg.horizon_s} s (its LaWM only knows that horizon)")
     preset = ckpt_cfg.preset if ckpt_cfg else (settings.preset or "tiny")
-    horizon = ckpt_cfg.horizon_s if ckpt_cfg else (settings.horizon_s or LaWAMConfig.preset(preset).horizon_s)
+    horizon = ckpt_cfg.horizon_s if ckpt_cfg else (settings.horizon_s or LaWAMConfig.from_preset(preset).horizon_s)
 
     datasets = open_datasets(settings, horizon)
     meta = dataset_metadata(datasets)
@@ -363,14 +363,16 @@ def prepare(settings: FinetuneSettings, resume: bool):
         plan = [(s, n) for s, n in plan if s >= done_stage]
         how = f"resuming from {latest}"
     elif ckpt_cfg is not None:
-        policy = LaWAMPolicy.from_pretrained(Path(settings.checkpoint).expanduser(), components="all")
+        # float32 master weights whatever the file stores (training autocasts to bf16 where asked).
+        policy = LaWAMPolicy.from_pretrained(Path(settings.checkpoint).expanduser(), components="all",
+                                             dtype=torch.float32)
         apply_data_to_config(policy.config, meta, from_checkpoint=True)
         how = f"post-training checkpoint {settings.checkpoint} ({preset} preset)"
         if settings.model:
             how += f"; the model settings {sorted(settings.model)} are ignored (the checkpoint defines the model)"
     else:
         try:
-            cfg = LaWAMConfig.preset(preset, horizon_s=horizon, **settings.model)
+            cfg = LaWAMConfig.from_preset(preset, horizon_s=horizon, **settings.model)
         except ValueError as e:
             raise FinetuneError(f"model settings: {e}") from None
         apply_data_to_config(cfg, meta, from_checkpoint=False)

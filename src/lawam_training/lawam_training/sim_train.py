@@ -154,7 +154,7 @@ class Recipe:
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
-        cfg = LaWAMConfig.preset("sim")
+        cfg = LaWAMConfig.from_preset("sim")
         demo = DemoDataset(self.out / "dataset", cfg.horizon_s)
         apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
         policy = LaWAMPolicy(cfg)
@@ -271,11 +271,11 @@ class Recipe:
     def export(self, policy) -> Path:
         target = self.out / "checkpoint"
         if not self.phase("export"):
-            from .train import write_atomic_dir
+            from .train import save_policy, write_atomic_dir
             import torch
             policy.eval()
             # float16 on disk keeps the shipped file small; loading casts back to float32.
-            write_atomic_dir(target, lambda d: policy.save_pretrained(d, dtype=torch.float16))
+            write_atomic_dir(target, lambda d: save_policy(policy, d, dtype=torch.float16))
             size = sum(f.stat().st_size for f in target.iterdir()) / 1e6
             self.done("export", path=str(target), size_mb=round(size, 2))
         return target

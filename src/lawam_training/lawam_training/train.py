@@ -622,25 +622,9 @@ def check_finite_policy(policy, state_dict: dict | None = None) -> None:
                                             f"statistics: {emb} {kind} {stat} = {values}")
 
 
-def save_policy(policy, directory: Path, state_dict: dict | None = None) -> Path:
-    """save_pretrained, or (FSDP) the same files from a gathered full state dict. Every checkpoint the
-    trainer writes goes through here; raises NonFiniteTraining (nothing written) for non-finite weights or
-    statistics."""
+def save_policy(policy, directory: Path, state_dict: dict | None = None, dtype=None) -> Path:
+    """policy.save_pretrained (with `state_dict`, e.g. FSDP's gathered full one, as the weights; floating
+    tensors cast to `dtype` if given). Every checkpoint training writes goes through here; raises
+    NonFiniteTraining (nothing written) for non-finite weights or statistics."""
     check_finite_policy(policy, state_dict)
-    if state_dict is None:
-        return policy.save_pretrained(directory)
-    from safetensors.torch import save_file
-
-    from lawam_policy.model import LaWAMConfig
-    from lawam_policy.model.policy import WEIGHTS_NAME
-
-    directory.mkdir(parents=True, exist_ok=True)
-    cfg = LaWAMConfig.from_dict(policy.config.to_dict())
-    cfg.dinov3_path = cfg.qwen3vl_path = None
-    cfg.tokenizer = "checkpoint" if policy.vlm is not None else "builtin"
-    cfg.save(directory)
-    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, str(directory / WEIGHTS_NAME),
-              metadata={"format": "pt"})
-    if policy.vlm is not None:
-        policy.vlm.tokenizer.save_pretrained(str(directory))
-    return directory
+    return policy.save_pretrained(directory, dtype=dtype, state_dict=state_dict)

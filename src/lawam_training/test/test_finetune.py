@@ -119,6 +119,16 @@ def test_post_training_a_checkpoint_runs_stage2_at_5e5(trained, demos, tmp_path,
     assert any(not torch.equal(b[k], p[k]) for k in b if k.startswith("expert."))
 
 
+def test_post_training_a_bf16_checkpoint_trains_float32_weights(trained, demos, tmp_path, capsys):
+    """Checkpoints load in their stored dtype; training still keeps float32 master weights."""
+    from safetensors.torch import load_file
+    LaWAMPolicy.from_pretrained(trained["out"]).save_pretrained(tmp_path / "bf16", dtype=torch.bfloat16)
+    rc = main(cli(demos, tmp_path / "post", "--checkpoint", str(tmp_path / "bf16"), steps=1))
+    assert rc == 0, capsys.readouterr().err
+    stored = load_file(str(tmp_path / "post" / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_config_file_documents_the_defaults_and_is_used(demos, tmp_path, capsys):
     documented = yaml.safe_load((WS / "config" / "finetune.yaml").read_text())
     defaults = FinetuneSettings().__dict__

@@ -43,7 +43,7 @@ def demos(tmp_path_factory):
 
 
 def make_policy(ds: DemoDataset, seed=0):
-    cfg = LaWAMConfig.preset("tiny", horizon_s=T)
+    cfg = LaWAMConfig.from_preset("tiny", horizon_s=T)
     a, s = ds.wire_arrays()
     layout = ds.layout
     cfg.normalization[layout.embodiment] = {"action": compute_stats(a, layout), "state": compute_stats(s, layout)}
@@ -319,6 +319,18 @@ def test_no_checkpoint_with_non_finite_weights_or_statistics_is_written(tmp_path
     with pytest.raises(FloatingPointError, match="franka_panda state mean"):
         save_policy(policy, tmp_path / "direct")
     assert not (tmp_path / "direct").exists()
+
+
+def test_save_policy_writes_what_save_pretrained_writes(tmp_path):
+    """One checkpoint writer: the trainer's (a gathered state dict, FSDP's case) gives the same files."""
+    from lawam_training.train import save_policy
+    policy = make_policy(MixedDataset([ArrayDemos()]).datasets[0])
+    policy.save_pretrained(tmp_path / "a")
+    save_policy(policy, tmp_path / "b", state_dict=policy.state_dict())
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for f in (tmp_path / "a").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+        assert f.stat().st_mode & 0o777 == (tmp_path / "b" / f.name).stat().st_mode & 0o777
 
 
 def test_statistics_refuse_non_finite_data():

@@ -24,7 +24,7 @@ def build(dinov3: str, qwen3vl: str, output: str, preset: str = "paper", dtype: 
     for what, path in (("DINOv3", dinov3), ("Qwen3-VL", qwen3vl)):
         if not Path(path, "config.json").is_file():
             raise SystemExit(f"error: {what} snapshot {path} has no config.json")
-    cfg = LaWAMConfig.preset(preset)
+    cfg = LaWAMConfig.from_preset(preset)
     # The snapshots define the backbone sizes; the preset defines everything LaWAM adds.
     dino = json.loads(Path(dinov3, "config.json").read_text())
     for key in cfg.dinov3:

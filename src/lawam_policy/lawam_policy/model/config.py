@@ -21,63 +21,58 @@ CONFIG_NAME = "lawam_config.json"
 NET_ARM_DIM = 10
 
 
+def _dinov3(hidden: int, intermediate: int, layers: int, heads: int, image_size: int = 224) -> dict:
+    # A DINOv3 ViT/16 with 4 register tokens (transformers' default config has 0: set 4).
+    return dict(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+                num_attention_heads=heads, patch_size=16, image_size=image_size, num_register_tokens=4,
+                layerscale_value=1e-5, rope_theta=100.0, pos_embed_rescale=2.0)
+
+
+def _qwen3vl(text: tuple, vision: tuple, rope_theta: float, mrope_section: list, max_positions: int,
+             deepstack: list) -> dict:
+    """A Qwen3-VL config. text: (vocab, hidden, intermediate, layers, heads, kv heads, head dim); vision:
+    (depth, hidden, intermediate, heads, position embeddings); the vision tower projects to the text width."""
+    vocab, hidden, inter, layers, heads, kv_heads, head_dim = text
+    depth, v_hidden, v_inter, v_heads, positions = vision
+    text = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim, hidden_act="silu",
+                max_position_embeddings=max_positions, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                rope_parameters=dict(rope_type="default", rope_theta=rope_theta, mrope_section=mrope_section,
+                                     mrope_interleaved=True))
+    vision = dict(depth=depth, hidden_size=v_hidden, intermediate_size=v_inter, num_heads=v_heads,
+                  out_hidden_size=hidden, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                  num_position_embeddings=positions, deepstack_visual_indexes=deepstack,
+                  hidden_act="gelu_pytorch_tanh")
+    return dict(text_config=text, vision_config=vision)
+
+
 def _paper_dinov3() -> dict:
-    # DINOv3 ViT-B/16 with 4 register tokens (transformers' default config has 0: set 4).
-    return dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                patch_size=16, image_size=224, num_register_tokens=4, layerscale_value=1e-5,
-                rope_theta=100.0, pos_embed_rescale=2.0)
+    return _dinov3(768, 3072, 12, 12)  # ViT-B/16
 
 
 def _paper_qwen3vl() -> dict:
     # Qwen3-VL-2B. The text model is cut to its first `vlm_layers` layers when the VLM is built.
-    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-                num_attention_heads=16, num_key_value_heads=8, head_dim=128, hidden_act="silu",
-                max_position_embeddings=262144, rms_norm_eps=1e-6, tie_word_embeddings=True,
-                rope_parameters=dict(rope_type="default", rope_theta=5000000.0, mrope_section=[24, 20, 20],
-                                     mrope_interleaved=True))
-    vision = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
-                  patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
-                  deepstack_visual_indexes=[5, 11, 17], hidden_act="gelu_pytorch_tanh")
-    return dict(text_config=text, vision_config=vision)
+    return _qwen3vl((151936, 2048, 6144, 28, 16, 8, 128), (24, 1024, 4096, 16, 2304), 5000000.0, [24, 20, 20],
+                    262144, [5, 11, 17])
 
 
 def _tiny_dinov3() -> dict:
-    return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, patch_size=16,
-                image_size=224, num_register_tokens=4, layerscale_value=1e-5, rope_theta=100.0,
-                pos_embed_rescale=2.0)
+    return _dinov3(32, 64, 1, 2)
 
 
 def _tiny_qwen3vl() -> dict:
-    text = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=4096,
-                rms_norm_eps=1e-6, tie_word_embeddings=True,
-                rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[4, 2, 2],
-                                     mrope_interleaved=True))
-    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=196,
-                  deepstack_visual_indexes=[0], hidden_act="gelu_pytorch_tanh")
-    return dict(text_config=text, vision_config=vision)
+    return _qwen3vl((512, 64, 128, 3, 4, 2, 16), (2, 32, 64, 2, 196), 10000.0, [4, 2, 2], 4096, [0])
 
 
 def _sim_dinov3() -> dict:
     # A small ViT at 128 px (8x8 = 64 patches), frozen and random: no pretrained weights are reachable offline.
     # With layerscale 1e-5 its blocks start near the identity, so a patch feature is a random projection of
     # that 16x16 patch's pixels, which keeps object positions (measured by the recipe's probe).
-    return dict(hidden_size=384, intermediate_size=768, num_hidden_layers=1, num_attention_heads=6, patch_size=16,
-                image_size=128, num_register_tokens=4, layerscale_value=1e-5, rope_theta=100.0,
-                pos_embed_rescale=2.0)
+    return _dinov3(384, 768, 1, 6, image_size=128)
 
 
 def _sim_qwen3vl() -> dict:
-    text = dict(vocab_size=512, hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=32, hidden_act="silu", max_position_embeddings=4096,
-                rms_norm_eps=1e-6, tie_word_embeddings=True,
-                rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[8, 4, 4],
-                                     mrope_interleaved=True))
-    vision = dict(depth=2, hidden_size=96, intermediate_size=192, num_heads=4, out_hidden_size=128, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
-                  deepstack_visual_indexes=[0], hidden_act="gelu_pytorch_tanh")
-    return dict(text_config=text, vision_config=vision)
+    return _qwen3vl((512, 128, 384, 3, 4, 2, 32), (2, 96, 192, 4, 64), 10000.0, [8, 4, 4], 4096, [0])
 
 
 def _default_layouts() -> dict:
@@ -86,7 +81,7 @@ def _default_layouts() -> dict:
 
 @dataclass
 class LaWAMConfig:
-    preset: str = "paper"
+    preset: str = "paper"  # the name of the preset this config started from (see from_preset)
 
     # --- observation / feature space (frozen DINOv3 ViT-B/16) ---
     image_size: int = 224
@@ -163,7 +158,9 @@ class LaWAMConfig:
 
     # ------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, **overrides) -> "LaWAMConfig":
+    def from_preset(cls, name: str, **overrides) -> "LaWAMConfig":
+        """The named preset ("paper", "sim", "tiny") with `overrides` (field=value) applied; its `preset` field
+        records the name. Raises ValueError for an unknown preset or field."""
         if name == "paper":
             cfg = cls(preset="paper")
         elif name == "tiny":

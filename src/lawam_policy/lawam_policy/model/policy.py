@@ -1,4 +1,7 @@
-"""LaWAMPolicy: the whole two-stage model, its losses, inference and checkpoints.
+"""LaWAMPolicy: the whole two-stage model: its modules, the two stages' losses, parameter groups and inference.
+
+Input checking, normalisation and the inpainting context live in `processor.LaWAMProcessor`; checkpoint
+files in `checkpoint.py` (save_pretrained / from_pretrained delegate there).
 
 Modules: `encoder` (frozen DINOv3), `idm` + `aux_heads` (stage 1, training only), `lawm` (stage 1, frozen in
 stage 2), `vlm` (Qwen3-VL prior with its queries and aggregator) and `expert` (Alternate-DiT).
@@ -26,7 +29,6 @@ precomputed features, in eval mode, or at inference.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,20 +36,19 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 
+from . import checkpoint
 from .action_codec import Normalizer
 from .action_expert import AlternateDiT
 from .augment import random_resized_crop_and_jitter
 from .config import LaWAMConfig
-from .features import FeatureEncoder, check_image, to_unit_images
+from .features import FeatureEncoder
 from .flow_matching import euler_sample, flow_matching_loss
 from .latent_action import IDMEncoder, LaWM, AuxStateHead, kl_to_standard_normal, reparameterize
+from .processor import LaWAMProcessor
 from .tokenizer import build_builtin_tokenizer, load_tokenizer, special_ids
 from .vlm_prior import VLMPrior, load_qwen3vl_weights
-
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -67,6 +68,7 @@ class LaWAMPolicy(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        self.processor = LaWAMProcessor(config)
         c = config
         self.encoder = FeatureEncoder(c.dinov3, c.image_size, c.dinov3_path)
         dims = (c.feature_dim, c.num_patches)
@@ -94,32 +96,11 @@ class LaWAMPolicy(nn.Module):
         return None if self.vlm is None else self.vlm.tokenizer
 
     def normalizer(self, embodiment: str | None, kind: str = "action") -> Normalizer:
-        layout = self.config.layout(embodiment)
-        stats = self.config.normalization.get(layout.embodiment, {}).get(kind)
-        return Normalizer(layout, stats)
+        return self.processor.normalizer(embodiment, kind)
 
     def _require_stage2(self):
         if self.vlm is None:
             raise ValueError("this policy was built with components='stage1' (no VLM prior / action expert)")
-
-    def _views(self, images) -> torch.Tensor:
-        """Any accepted image batch -> (B, V, 3, S, S) float in [0, 1] on the model's device."""
-        S = self.config.image_size
-        if isinstance(images, np.ndarray):
-            images = torch.from_numpy(images)
-        if not isinstance(images, torch.Tensor):
-            raise ValueError("batch images must be a uint8 (B, [V,] H, W, 3) or float (B, [V,] 3, S, S) array")
-        if images.is_floating_point():
-            x = images if images.ndim == 5 else images[:, None]
-            if x.ndim != 5 or x.shape[2] != 3:
-                raise ValueError(f"float images must be (B, V, 3, {S}, {S}), got {tuple(images.shape)}")
-        else:
-            x = images if images.ndim == 5 else images[:, None]
-            if x.ndim != 5 or x.shape[-1] != 3 or x.dtype != torch.uint8:
-                raise ValueError(f"uint8 images must be (B, V, H, W, 3), got {tuple(images.shape)} {images.dtype}")
-        B, V = x.shape[:2]
-        unit = to_unit_images(x.flatten(0, 1), S, device=self.device)
-        return unit.view(B, V, 3, S, S)
 
     def encode_features(self, unit_images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, 196, C) float32 frozen DINOv3 features."""
@@ -128,7 +109,7 @@ class LaWAMPolicy(nn.Module):
     def _batch_features(self, batch, key):
         if f"features_{key}" in batch:
             return torch.as_tensor(batch[f"features_{key}"], device=self.device).float()
-        return self.encode_features(self._views(batch[f"images_{key}"])[:, 0])
+        return self.encode_features(self.processor.views(batch[f"images_{key}"], self.device)[:, 0])
 
     def _lawm_frozen(self, f_t, z):
         """LaWM with detached weights: gradient reaches z_hat, never LaWM (frozen in stage 2)."""
@@ -159,7 +140,8 @@ class LaWAMPolicy(nn.Module):
         if self._stage1_augments(batch):
             # Two augmented views of the clip: one for the IDM encoder, one for LaWM (input and target), each
             # with the same crop + jitter on frames t and t + T.
-            clip = torch.stack([self._views(batch["images_t"])[:, 0], self._views(batch["images_tT"])[:, 0]], 1)
+            clip = torch.stack([self.processor.views(batch[k], self.device)[:, 0] for k in ("images_t", "images_tT")],
+                               1)
             enc_view = self._augment(clip, generator)
             dec_view = self._augment(clip, generator)
             B = clip.shape[0]
@@ -178,17 +160,13 @@ class LaWAMPolicy(nn.Module):
         loss = feature + c.kl_beta * kl
         if "states_t" in batch and "states_tT" in batch:
             emb = self.config.layout(batch.get("embodiment")).embodiment
-            norm = self.normalizer(emb, "state")
-            s_t = norm.encode(torch.as_tensor(batch["states_t"], device=self.device))
-            s_tT = norm.encode(torch.as_tensor(batch["states_tT"], device=self.device))
+            s_t, s_tT = self.processor.states(batch, emb, self.device)
             head = self.aux_heads[emb]
             state = F.mse_loss(head(s_t.to(self._dtype(head)), z.to(self._dtype(head))).float(), s_tT)
             out["state"] = state
             loss = loss + c.lambda_state * state
         out["loss"] = loss
         return out
-
-    stage1_losses = latent_action_losses
 
     @torch.no_grad()
     def teacher_latent(self, f_t, f_tT) -> torch.Tensor:
@@ -202,7 +180,7 @@ class LaWAMPolicy(nn.Module):
         self._require_stage2()
         c = self.config
         emb = c.layout(batch.get("embodiment")).embodiment
-        unit = self._views(batch["images_t"])
+        unit = self.processor.views(batch["images_t"], self.device)
         f_t = (torch.as_tensor(batch["features_t"], device=self.device).float() if "features_t" in batch
                else self.encode_features(unit[:, 0]))
         f_tT = self._batch_features(batch, "tT")
@@ -210,23 +188,10 @@ class LaWAMPolicy(nn.Module):
         z_star = (torch.as_tensor(batch["z_star"], device=self.device).float() if "z_star" in batch
                   else self.teacher_latent(f_t, f_tT))
 
-        actions = torch.as_tensor(batch["actions"], device=self.device).float()
-        if not batch.get("actions_normalized", False):
-            actions = self.normalizer(emb).encode(actions)
-        elif actions.shape[-1] != c.net_action_dim(emb):
-            raise ValueError(f"normalised {emb} actions must have {c.net_action_dim(emb)} dims, "
-                             f"got {actions.shape[-1]}")
-        B, H = actions.shape[:2]
-        valid = torch.as_tensor(batch.get("action_mask", np.ones((B, H), bool)), device=self.device).bool()
-        if valid.shape != (B, H) or not valid.any(1).all():
-            raise ValueError(f"action_mask must be (B, H) = {(B, H)} with at least one valid token per sample")
-        actions = torch.where(valid[..., None], actions, torch.zeros_like(actions))  # padding may hold anything
-        times = torch.where(valid, torch.as_tensor(batch["timestamps"], device=self.device).float(), 0.0)
-        instructions = list(batch["instructions"])
-        if len(instructions) != B:
-            raise ValueError(f"{len(instructions)} instructions for a batch of {B}")
+        target = self.processor.stage2_targets(batch, emb, self.device)
+        actions, valid, times = target.actions, target.valid, target.times
 
-        state = self.vlm.encode_prefix(unit, instructions, times, valid)
+        state = self.vlm.encode_prefix(unit, target.instructions, times, valid)
         z_hat = self.vlm.aggregate(state["latent_states"])
         distill = F.mse_loss(z_hat, z_star)
         f_hat = self._lawm_frozen(f_t, z_hat).float()
@@ -240,8 +205,6 @@ class LaWAMPolicy(nn.Module):
                                   generator)
         loss = distill + c.lambda_subgoal * subgoal + flow
         return dict(loss=loss, distill=distill, subgoal=subgoal, flow=flow)
-
-    stage2_losses = training_losses
 
     def parameter_groups(self, stage: int) -> list[dict]:
         """Optimiser groups (AdamW) with the notes' learning rates; frozen modules get requires_grad=False."""
@@ -262,40 +225,14 @@ class LaWAMPolicy(nn.Module):
                 dict(params=list(self.vlm.parameters()), lr=c.lr_other, name="vlm")]
 
     # ------------------------------------------------------------------ inference
-    def _check_request(self, images, instruction, control_hz, horizon_s, embodiment=None):
-        if images is None or (isinstance(images, (list, tuple)) and len(images) == 0):
-            raise ValueError("no images given: need at least the primary camera image")
-        if isinstance(images, np.ndarray):
-            images = [images]
-        if not isinstance(images, (list, tuple)):
-            raise ValueError(f"images must be a list of HxWx3 uint8 arrays, got {type(images).__name__}")
-        roles = self.config.cameras(embodiment)
-        if len(images) > len(roles):
-            raise ValueError(f"{len(images)} images given; {self.config.layout(embodiment).embodiment} takes at "
-                             f"most {len(roles)} ({', '.join(roles)})")
-        for i, img in enumerate(images):
-            check_image(img, "primary image" if i == 0 else f"auxiliary image {i}")
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError("instruction is empty: a task instruction is required")
-        if isinstance(control_hz, bool) or not isinstance(control_hz, (int, float, np.number)) \
-                or not math.isfinite(control_hz) or control_hz <= 0:
-            raise ValueError(f"control rate must be a positive number of Hz, got {control_hz!r}")
-        if horizon_s is not None:
-            if not isinstance(horizon_s, (int, float, np.number)) or not math.isfinite(horizon_s) or horizon_s <= 0:
-                raise ValueError(f"horizon must be a positive number of seconds, got {horizon_s!r}")
-            if abs(horizon_s - self.config.horizon_s) > 1e-6:
-                raise ValueError(f"horizon {horizon_s} s differs from this checkpoint's T = "
-                                 f"{self.config.horizon_s} s (LaWM only knows its trained horizon)")
-        return list(images)
-
     @torch.no_grad()
-    def _prefix(self, images, instruction, control_hz):
-        """Everything computed once per chunk: DINOv3, the VLM (prefix + action queries), z_hat, LaWM subgoal,
-        the expert's context keys/values and the noise-independent token part."""
+    def _prefix(self, unit, instruction, control_hz):
+        """Everything computed once per chunk from processed (1, V, 3, S, S) unit images: DINOv3, the VLM
+        (prefix + action queries), z_hat, LaWM subgoal, the expert's context keys/values and the
+        noise-independent token part."""
         H = self.config.horizon_steps(control_hz)
         times = torch.arange(H, device=self.device, dtype=torch.float32)[None] / float(control_hz)
         valid = torch.ones(1, H, dtype=torch.bool, device=self.device)
-        unit = to_unit_images(images, self.config.image_size, device=self.device)[None]
         f_t = self.encode_features(unit[:, 0])
         state = self.vlm.encode_prefix(unit, [instruction], times, valid, fused_queries=True)
         z_hat = self.vlm.aggregate(state["latent_states"])
@@ -308,20 +245,20 @@ class LaWAMPolicy(nn.Module):
     def prefix_only(self, images, instruction, control_hz, embodiment=None):
         """The per-chunk prefix (DINOv3 + VLM + LaWM + context projection) without denoising (benchmarks)."""
         self._require_stage2()
-        images = self._check_request(images, instruction, control_hz, None, embodiment)
-        return self._prefix(images, instruction, control_hz)
+        images = self.processor.check_request(images, instruction, control_hz, None, embodiment)
+        return self._prefix(self.processor.unit_images(images, self.device), instruction, control_hz)
 
     @torch.inference_mode()
     def predict_chunk(self, images, instruction, control_hz, horizon_s=None, embodiment=None, seed=None,
                       prev_actions=None, prev_timestamps=None) -> ActionChunkPrediction:
         self._require_stage2()
         layout = self.config.layout(embodiment)
-        images = self._check_request(images, instruction, control_hz, horizon_s, layout.embodiment)
-        norm = self.normalizer(layout.embodiment)
+        images = self.processor.check_request(images, instruction, control_hz, horizon_s, layout.embodiment)
         H = self.config.horizon_steps(control_hz)
-        known, known_mask, known_idx = self._inpaint_targets(prev_actions, prev_timestamps, H, control_hz, norm)
+        inpaint = self.processor.inpaint_context(prev_actions, prev_timestamps, control_hz, layout.embodiment,
+                                                 self.device)
 
-        p = self._prefix(images, instruction, control_hz)
+        p = self._prefix(self.processor.unit_images(images, self.device), instruction, control_hz)
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -333,10 +270,8 @@ class LaWAMPolicy(nn.Module):
             return self.expert(x, tau, p["base"], p["valid"], p["ctx"], layout.embodiment, step_mods)
 
         x = euler_sample(velocity, (1, H, self.config.net_action_dim(layout.embodiment)), steps, self.device, gen,
-                         known, known_mask)
-        actions = norm.decode(x)[0].cpu().double().numpy()
-        for k, row in known_idx.items():  # the previous chunk's actions are kept exactly as given
-            actions[k] = row
+                         inpaint.known, inpaint.mask)
+        actions = self.processor.decode_chunk(x, layout.embodiment, inpaint)
         subgoal = p["f_hat"][0].cpu().float().numpy()
         if not (np.isfinite(actions).all() and np.isfinite(subgoal).all()):
             raise FloatingPointError("LaWAM produced non-finite actions or subgoal features")
@@ -345,36 +280,6 @@ class LaWAMPolicy(nn.Module):
             subgoal=subgoal, current_features=p["f_t"][0].cpu().float().numpy(),
             z_hat=p["z_hat"][0].cpu().float().numpy(), embodiment=layout.embodiment, action_names=layout.names,
             control_hz=float(control_hz))
-
-    def _inpaint_targets(self, prev_actions, prev_timestamps, H, control_hz, norm):
-        """Map the previous chunk's remaining actions onto this chunk's grid (nearest step within half a
-        period; times outside [0, T) are ignored)."""
-        if prev_actions is None and prev_timestamps is None:
-            return None, None, {}
-        if prev_actions is None or prev_timestamps is None:
-            raise ValueError("prev_actions and prev_timestamps must be given together")
-        a = np.asarray(prev_actions, dtype=np.float64)
-        t = np.asarray(prev_timestamps, dtype=np.float64)
-        D = norm.layout.dim
-        if a.ndim != 2 or a.shape[1] != D:
-            raise ValueError(f"prev_actions must be (K, {D}) for {norm.layout.embodiment}, got {a.shape}")
-        if t.shape != (a.shape[0],):
-            raise ValueError(f"prev_timestamps must be ({a.shape[0]},), got {t.shape}")
-        if not (np.isfinite(a).all() and np.isfinite(t).all()):
-            raise ValueError("prev_actions / prev_timestamps contain non-finite values")
-        idx = {}
-        for row, ts in zip(a, t):
-            k = int(round(ts * control_hz))
-            if 0 <= k < H and abs(ts - k / control_hz) <= 0.5 / control_hz:
-                idx[k] = row
-        if not idx:
-            return None, None, {}
-        known = torch.zeros(1, H, self.config.net_action_dim(norm.layout.embodiment), device=self.device)
-        mask = torch.zeros(1, H, dtype=torch.bool, device=self.device)
-        ks = sorted(idx)
-        known[0, ks] = norm.encode(torch.tensor(np.stack([idx[k] for k in ks]), dtype=torch.float32)).to(self.device)
-        mask[0, ks] = True
-        return known, mask, idx
 
     # ------------------------------------------------------------------ reporting
     def parameter_report(self) -> dict:
@@ -394,48 +299,14 @@ class LaWAMPolicy(nn.Module):
         return rep
 
     # ------------------------------------------------------------------ checkpoints
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
-        """Config, weights (safetensors; floating tensors cast to `dtype` if given, e.g. float16 to halve a
-        shipped file: loading casts them back to the model's dtype) and tokenizer files into `directory`."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        cfg = LaWAMConfig.from_dict(self.config.to_dict())
-        cfg.dinov3_path = cfg.qwen3vl_path = None  # the weights now live in this checkpoint
-        cfg.tokenizer = "checkpoint" if self.vlm is not None else "builtin"
-        cfg.save(directory)
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous()
-                 for k, v in self.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        if self.vlm is not None:
-            self.vlm.tokenizer.save_pretrained(str(directory))
-        return directory
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None,
+                        state_dict: dict | None = None) -> Path:
+        """Config, weights (floating tensors cast to `dtype` if given) and tokenizer into `directory`; see
+        checkpoint.save_checkpoint."""
+        return checkpoint.save_checkpoint(self, directory, dtype=dtype, state_dict=state_dict)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, components: str | None = None, device=None, dtype=None,
                         qwen3vl_path: str | None = None) -> "LaWAMPolicy":
-        """Load a checkpoint. `components="all"` turns a stage-1 checkpoint into a stage-2 policy: the
-        encoder, IDM, LaWM and auxiliary heads are loaded; the VLM comes from `qwen3vl_path` (or is random)."""
-        directory = Path(directory)
-        cfg = LaWAMConfig.load(directory)
-        stage1_ckpt = cfg.components == "stage1"
-        if components is not None:
-            cfg.components = components
-        cfg.qwen3vl_path = qwen3vl_path
-        cfg.validate()
-        tokenizer = None
-        if cfg.components == "all" and (directory / "tokenizer.json").is_file():
-            tokenizer = load_tokenizer(directory)
-        policy = cls(cfg, tokenizer=tokenizer)
-        state = load_file(str(directory / WEIGHTS_NAME))
-        if stage1_ckpt and cfg.components == "all":
-            missing, unexpected = policy.load_state_dict(state, strict=False)
-            bad = [k for k in missing if not k.startswith(("vlm.", "expert."))]
-            if bad or unexpected:
-                raise ValueError(f"stage-1 checkpoint does not fit: missing {bad[:3]}, unexpected {unexpected[:3]}")
-        else:
-            policy.load_state_dict(state, strict=True)
-        policy.config.tokenizer = "checkpoint" if tokenizer is not None else "builtin"
-        policy.eval()
-        if device is not None or dtype is not None:
-            policy.to(device=device, dtype=dtype)
-        return policy
+        """Load a checkpoint (stored dtype unless `dtype` is given); see checkpoint.load_checkpoint."""
+        return checkpoint.load_checkpoint(cls, directory, components, device, dtype, qwen3vl_path)

@@ -2,7 +2,7 @@
 
 The paper preset uses Qwen3-VL's own tokenizer, loaded from local files. The `tiny` preset (and any build
 without files) uses a small byte-level BPE built here in code, carrying Qwen3-VL's special tokens, so
-`LaWAMPolicy(LaWAMConfig.preset("tiny"))` needs no file at all. The build is deterministic.
+`LaWAMPolicy(LaWAMConfig.from_preset("tiny"))` needs no file at all. The build is deterministic.
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def load_model(node):
         # The config first (cheap): a checkpoint for another robot or camera rig is refused before the weights.
         check_fit(LaWAMConfig.load(node.checkpoint_dir), node.embodiment, node.camera_roles, node.checkpoint_dir)
         return LaWAMPolicy.from_pretrained(node.checkpoint_dir, device=device)
-    config = LaWAMConfig.preset(node.preset)
+    config = LaWAMConfig.from_preset(node.preset)
     check_fit(config, node.embodiment, node.camera_roles, f"preset:{node.preset}")
     policy = LaWAMPolicy(config)
     policy.eval()

@@ -9,13 +9,14 @@ from .gripper import Cancel, GraspGoal, GripperGoalConfig, GripperGoalLogic, Mov
 from .images import (BadImage, ImageError, UnsupportedEncoding, check_image, decode_compressed, decode_image,
                      decode_raw)
 from .interpolation import ArmTrack
+from .predictor import ChunkPrediction, Predictor
 from .safety import ArmSafety, SafetyLimits
 from .sync import FrameSet, FrameSynchronizer
 
 __all__ = [
     "ArmCommand", "ArmSafety", "ArmTrack", "BadImage", "BridgeConfig", "BridgeCore", "Cancel", "Chunk",
-    "ChunkError", "ChunkExecutor", "EngineConfig", "FrameSet", "FrameSynchronizer", "GraspGoal",
-    "GripperGoalConfig", "GripperGoalLogic", "ImageError", "InferenceEngine", "MoveGoal", "SafetyLimits",
-    "TickResult", "UnsupportedEncoding", "check_image", "decode_compressed", "decode_image", "decode_raw",
-    "opening_to_width",
+    "ChunkError", "ChunkPrediction", "ChunkExecutor", "EngineConfig", "FrameSet", "FrameSynchronizer", "GraspGoal",
+    "GripperGoalConfig", "GripperGoalLogic", "ImageError", "InferenceEngine", "MoveGoal", "Predictor",
+    "SafetyLimits", "TickResult", "UnsupportedEncoding", "check_image", "decode_compressed", "decode_image",
+    "decode_raw", "opening_to_width"
 ]

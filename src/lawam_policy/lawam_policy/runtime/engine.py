@@ -32,6 +32,7 @@ from ..parameters import setting
 from .chunk import Chunk
 from .executor import DEFAULT_BLEND_WINDOW_S
 from .interpolation import ArmTrack
+from .predictor import ChunkPrediction, Predictor
 from .sync import FrameSynchronizer
 
 
@@ -94,8 +95,8 @@ def _numpy(x) -> np.ndarray:
 class InferenceEngine:
     STATES = ("starting", "waiting_for_task", "waiting_for_images", "running", "paused", "error")
 
-    def __init__(self, predictor, synchronizer: FrameSynchronizer, clock: Callable[[], float],
-                 on_chunk: Callable[[Chunk, Any], None], config: EngineConfig | None = None,
+    def __init__(self, predictor: Predictor, synchronizer: FrameSynchronizer, clock: Callable[[], float],
+                 on_chunk: Callable[[Chunk, ChunkPrediction], None], config: EngineConfig | None = None,
                  decode: Callable[[Any], np.ndarray] | None = None, layout: ActionLayout | None = None,
                  log: Callable[[str, str], None] | None = None):
         self.predictor = predictor
