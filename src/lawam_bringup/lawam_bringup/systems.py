@@ -184,7 +184,8 @@ def _policy(args: dict, scene: str, embodiment: str, cameras: list[str], roles: 
         })
 
 
-def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, twin: str) -> list[NodeSpec]:
+def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, command_pose_topic: str,
+             twin: str) -> list[NodeSpec]:
     if not args["demo_output"]:
         return []
     return [NodeSpec("lawam_bringup", "demo_monitor", "demo_monitor",
@@ -193,6 +194,7 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, t
                                  "output_dir": args["demo_output"],
                                  "camera_topic": cameras[0],
                                  "eef_pose_topic": eef_pose_topic,
+                                 "command_pose_topic": command_pose_topic,
                                  "twin_stats_topic": f"/{twin}/stats" if args["use_sim"] == "true" else ""},
                      required=False)]
 
@@ -221,7 +223,8 @@ def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
                           param_files=("franka_bridge.yaml",) + profile_files,
                           parameters={"use_sim_time": sim, **({"gripper_mode": "topic"} if sim else {})}))
-    return nodes + _monitor(args, system, cameras, "/franka_robot_state_broadcaster/current_pose", "franka_twin")
+    return nodes + _monitor(args, system, cameras, "/franka_robot_state_broadcaster/current_pose",
+                            "/cartesian_impedance_example_controller/equilibrium_pose", "franka_twin")
 
 
 def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
@@ -238,7 +241,7 @@ def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
     nodes.append(_policy(args, scene, "quanta_x1", cameras, ["primary", "left_wrist", "right_wrist"]))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, system, cameras, "/left_arm/current_pose", "quanta_twin")
+    return nodes + _monitor(args, system, cameras, "/left_arm/current_pose", "/left_arm/target_pose", "quanta_twin")
 
 
 def _franka_system(name: str, description: str) -> System:
