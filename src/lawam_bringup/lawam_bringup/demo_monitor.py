@@ -1,7 +1,8 @@
 """Demo monitor: watches a running system and, on shutdown, writes what a person wants to see.
 
 Outputs in `output_dir`: summary.json (chunks, commands, latencies, seams, safety, episodes),
-camera.mp4 (the primary camera), trajectory.png (EEF x/y/z over time, chunk arrivals marked) and
+camera.mp4 (the primary camera), trajectory.png (EEF x/y/z in metres against time in seconds: measured, chunk
+targets, streamed commands, chunk arrivals and successes marked) and
 subgoal_heatmap.png (the policy's subgoal heatmap that arrived while the arm moved fastest, over the camera
 frame of that moment).
 """
@@ -38,7 +39,11 @@ class DemoRecord:
         self.twin_refusals: dict = {}
         self._last_success = False
         self._last_chunks_produced = 0
+        # (t, x, y, z) of the first arm, t in seconds of the monitor's clock
         self.eef: list[tuple[float, float, float, float]] = []
+        self.targets: list[tuple[float, float, float, float]] = []  # chunk waypoints at stamp + offset
+        self.commands: list[tuple[float, float, float, float]] = []  # what the bridge streamed
+        self.success_times: list[float] = []
         self.frames: list[np.ndarray] = []
 
     def on_chunk(self, t: float) -> None:
@@ -55,9 +60,11 @@ class DemoRecord:
             self.e2e_ms.append(status["latency_ms"])
         self.bridges[name] = status
 
-    def on_success(self, success: bool) -> None:
+    def on_success(self, success: bool, t: float | None = None) -> None:
         if success and not self._last_success:
             self.success_edges += 1
+            if t is not None:
+                self.success_times.append(t)
         self._last_success = success
 
     def on_twin_stats(self, stats: dict) -> None:
@@ -119,6 +126,7 @@ def main(args=None) -> int:
             franka = get_embodiment("franka_panda")
             camera = self.declare_parameter("camera_topic", franka.primary_camera_topic).value
             eef_topic = self.declare_parameter("eef_pose_topic", franka.measured_pose_topics[0]).value
+            command_topic = self.declare_parameter("command_pose_topic", "").value  # the bridge's output; "": none
             stats_topic = self.declare_parameter("twin_stats_topic", "").value
             self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
             self.record = DemoRecord(self.system)
@@ -129,14 +137,19 @@ def main(args=None) -> int:
             self.heatmap_frame: np.ndarray | None = None
             self.heatmap_speed = -1.0
             self._latest_frame: np.ndarray | None = None
-            self.create_subscription(ActionChunk, topics.CHUNK_TOPIC, lambda m: self.record.on_chunk(self._now()), 10)
+            self.create_subscription(ActionChunk, topics.CHUNK_TOPIC, self._on_chunk, 10)
             self.create_subscription(PolicyStatus, topics.POLICY_STATUS_TOPIC, lambda m: self.record.on_policy_status(
                 m.chunks_produced, m.last_inference_latency_ms), 10)
             self.create_subscription(BridgeStatus, topics.BRIDGE_STATUS_TOPIC, self._on_bridge, 10)
-            self.create_subscription(Bool, "/lawam_sim/success", lambda m: self.record.on_success(m.data), 10)
+            self.create_subscription(Bool, "/lawam_sim/success", lambda m: self.record.on_success(m.data, self._now()),
+                                     10)
             self.create_subscription(Image, camera, self._on_image, qos_profile_sensor_data)
             self.create_subscription(Image, topics.HEATMAP_TOPIC, self._on_heatmap, 1)
-            self.create_subscription(PoseStamped, eef_topic, self._on_eef, qos_profile_sensor_data)
+            self.create_subscription(PoseStamped, eef_topic, lambda m: self._append_pose(self.record.eef, m),
+                                     qos_profile_sensor_data)
+            if command_topic:
+                self.create_subscription(PoseStamped, command_topic,
+                                         lambda m: self._append_pose(self.record.commands, m), qos_profile_sensor_data)
             if stats_topic:
                 self.create_subscription(String, stats_topic,
                                          lambda m: self.record.on_twin_stats(json.loads(m.data)), 10)
@@ -171,9 +184,16 @@ def main(args=None) -> int:
                 return
             self.heatmap_speed, self.heatmap_frame = speed, self._latest_frame
 
-        def _on_eef(self, m):
+        def _append_pose(self, samples: list, m) -> None:
             p = m.pose.position
-            self.record.eef.append((self._now(), p.x, p.y, p.z))
+            samples.append((self._now(), p.x, p.y, p.z))
+
+        def _on_chunk(self, m) -> None:
+            self.record.on_chunk(self._now())
+            if m.arms:  # the first arm's waypoints, at the times the policy stamped them
+                t = stamps.stamp_to_seconds(m.header.stamp)
+                self.record.targets += [(t + dt, p.position.x, p.position.y, p.position.z)
+                                        for dt, p in zip(m.time_offsets_s, m.arms[0].poses)]
 
         def write(self) -> None:
             os.makedirs(self.output_dir, exist_ok=True)
@@ -182,8 +202,10 @@ def main(args=None) -> int:
             if self.record.frames:
                 save_video(os.path.join(self.output_dir, "camera.mp4"), self.record.frames, fps=1.0 / self.frame_period)
             if self.record.eef:
-                save_trajectory_png(os.path.join(self.output_dir, "trajectory.png"), self.record.eef,
-                                    self.record.chunk_times)
+                r = self.record
+                save_trajectory_png(os.path.join(self.output_dir, "trajectory.png"), r.eef, r.chunk_times,
+                                    r.targets, r.commands, r.success_times, title=f"{self.system}: EEF position "
+                                    "(first arm, robot base frame)")
             if self.heatmap is not None:
                 save_heatmap_overlay(os.path.join(self.output_dir, "subgoal_heatmap.png"), self.heatmap,
                                      self.heatmap_frame)

@@ -189,7 +189,8 @@ def _policy(args: dict, scene: str, embodiment: str, cameras: list[str], roles: 
         })
 
 
-def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, twin: str) -> list[NodeSpec]:
+def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, command_pose_topic: str,
+             twin: str) -> list[NodeSpec]:
     if not args["demo_output"]:
         return []
     return [NodeSpec("lawam_bringup", "demo_monitor", "demo_monitor",
@@ -198,6 +199,7 @@ def _monitor(args: dict, system: str, cameras: list[str], eef_pose_topic: str, t
                                  "output_dir": args["demo_output"],
                                  "camera_topic": cameras[0],
                                  "eef_pose_topic": eef_pose_topic,
+                                 "command_pose_topic": command_pose_topic,
                                  "twin_stats_topic": f"/{twin}/stats" if args["use_sim"] == "true" else ""},
                      required=False)]
 
@@ -232,7 +234,8 @@ def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
                           param_files=("franka_bridge.yaml",) + profile_files,
                           parameters={"use_sim_time": sim, **({"gripper_mode": "topic"} if sim else {})}))
-    return nodes + _monitor(args, system, cameras, FRANKA.measured_pose_topics[0], "franka_twin")
+    return nodes + _monitor(args, system, cameras, FRANKA.measured_pose_topics[0], FRANKA.target_topics[0],
+                            "franka_twin")
 
 
 def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
@@ -248,7 +251,8 @@ def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
     nodes.append(_policy(args, scene, "quanta_x1", cameras, [role for _, role in QUANTA_CAMERAS]))
     nodes.append(NodeSpec("lawam_policy", "quanta_bridge", "quanta_bridge", param_files=("quanta_bridge.yaml",),
                           parameters={"use_sim_time": sim}))
-    return nodes + _monitor(args, system, cameras, QUANTA.measured_pose_topics[0], "quanta_twin")
+    return nodes + _monitor(args, system, cameras, QUANTA.measured_pose_topics[0], QUANTA.target_topics[0],
+                            "quanta_twin")
 
 
 def _franka_system(name: str, description: str) -> System:

@@ -1,5 +1,6 @@
 """The demo summary counts what the system reported, once per event."""
 import numpy as np
+import pytest
 
 from lawam_bringup.demo_monitor import DemoRecord
 from lawam_bringup.plots import save_video, save_heatmap_overlay, save_trajectory_png
@@ -46,10 +47,6 @@ def test_plots_write_images(tmp_path):
     decoded = imageio.mimread(str(tmp_path / "c.mp4"))
     assert len(decoded) == 4 and decoded[0].shape == (32, 32, 3)
     assert abs(int(decoded[3].mean()) - 120) <= 3 and abs(int(decoded[0].mean())) <= 3
-    eef = [(t * 0.1, 0.3 + 0.01 * t, 0.0, 0.5) for t in range(50)]
-    save_trajectory_png(str(tmp_path / "t.png"), eef, [1.0, 2.0], size=(200, 100))
-    img = np.asarray(Image.open(tmp_path / "t.png"))
-    assert img.shape == (100, 200, 3) and (img != 255).any()
 
 
 def test_heatmap_is_blended_over_the_camera_image(tmp_path):
@@ -72,3 +69,36 @@ def test_eef_speed_over_a_window():
     for k in range(11, 16):
         r.eef.append((k * 0.1, 0.6, 0.0, 0.3))
     assert r.eef_speed(0.3) == 0.0
+
+
+def test_trajectory_plot_has_three_labelled_axes_in_metres_and_seconds(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    saved = {}
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, **kw: saved.update(fig=fig, path=path))
+    eef = [(10 + t * 0.1, 0.3 + 0.01 * t, 0.0, 0.5) for t in range(50)]
+    targets = [(10.5 + t * 0.1, 0.31 + 0.01 * t, 0.0, 0.5) for t in range(12)]
+    commands = [(10 + t * 0.01, 0.3 + 0.001 * t, 0.0, 0.5) for t in range(500)]
+    save_trajectory_png(str(tmp_path / "t.png"), eef, [11.0, 12.0], targets, commands, [13.5], title="demo")
+    axes = saved["fig"].axes
+    assert [a.get_ylabel() for a in axes] == ["x (m)", "y (m)", "z (m)"] and axes[-1].get_xlabel() == "time (s)"
+    labels = axes[0].get_legend_handles_labels()[1]
+    assert set(labels) == {"chunk arrival", "success", "chunk targets", "commands", "measured EEF"}
+    x = {line.get_label(): line for line in axes[0].get_lines()}
+    # time 0 is the first EEF sample; x is the first panel's data
+    assert x["measured EEF"].get_xdata()[0] == 0 and x["measured EEF"].get_ydata()[-1] == pytest.approx(0.79)
+    assert x["success"].get_xdata()[0] == pytest.approx(3.5) and x["chunk targets"].get_xdata()[0] == 0.5
+    monkeypatch.undo()
+    save_trajectory_png(str(tmp_path / "t.png"), eef, [])  # measured only: still a PNG
+    assert np.asarray(Image.open(tmp_path / "t.png")).ndim == 3
+    with pytest.raises(ValueError, match="no EEF samples"):
+        save_trajectory_png(str(tmp_path / "e.png"), [], [])
+
+
+def test_success_times_are_recorded_once_per_edge():
+    r = DemoRecord("franka_pick_place")
+    for t, s in ((1.0, False), (2.0, True), (2.1, True), (3.0, False), (4.0, True)):
+        r.on_success(s, t)
+    assert r.success_times == [2.0, 4.0] and r.summary()["successes"] == 2
