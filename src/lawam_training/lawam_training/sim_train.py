@@ -72,6 +72,10 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-seeds", type=int, default=30, help="fixed evaluation seeds to evaluate on (0: skip)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--extend-min", type=float, default=0.0,
+                    help="with --resume: continue stage 2 until this many extra minutes of training in all (a new "
+                         "cosine schedule from --extend-lr), then export and evaluate again; 0: no extension")
+    ap.add_argument("--extend-lr", type=float, default=3e-4, help="peak learning rate of an extension")
     args = ap.parse_args(argv)
     if args.system not in SYSTEMS:
         raise RecipeError(f"unknown system {args.system!r}; lawam-sim-train knows {sorted(SYSTEMS)}")
@@ -84,6 +88,8 @@ def parse_args(argv=None):
         raise RecipeError(f"--val-episodes must be in 0..{demos - 1} for {demos} demos, got {args.val_episodes}")
     if not args.budget_min > 0:
         raise RecipeError(f"--budget-min must be positive, got {args.budget_min}")
+    if not args.extend_min >= 0 or not args.extend_lr > 0:
+        raise RecipeError(f"--extend-min must be >= 0 and --extend-lr > 0, got {args.extend_min}, {args.extend_lr}")
     if not 0 < args.stage1_share < 1:
         raise RecipeError(f"--stage1-share must be in (0, 1), got {args.stage1_share}")
     return args
@@ -97,7 +103,9 @@ class Recipe:
         self.scene_name, default_demos, self.fps, _ = SYSTEMS[args.system]
         self.demos = args.demos or default_demos
         self.progress = not args.no_progress
-        settings = {k: v for k, v in vars(args).items() if k not in ("resume", "no_progress", "threads")}
+        # an extension is recorded in its own phase entry: it may be asked for on a finished run
+        settings = {k: v for k, v in vars(args).items()
+                    if k not in ("resume", "no_progress", "threads", "extend_min", "extend_lr")}
         settings["demos"] = self.demos
         if self.state_path.is_file():
             if not args.resume:
@@ -236,12 +244,7 @@ class Recipe:
             return
         if latest_checkpoint(self.out / "runs", 2) is None:
             load_weights(policy, latest_checkpoint(self.out / "runs", 1), stage1_only=True)
-        t = time.monotonic()
-        views = list(train.datasets) + list(val.datasets)  # views of one frame cache
-        views[0].cache_teacher_latents(policy.teacher_latent)
-        for view in views[1:]:
-            view.teacher_latents = views[0].teacher_latents
-        self.log(f"cached z* of the frozen stage-1 IDM in {time.monotonic() - t:.0f} s")
+        self.cache_teacher_latents(policy, train, val)
         trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log)
         reports = self.state.setdefault("stage2_reports", [])
         # Held-out reports after 5 % of stage 2 (the go/no-go figure: with the default 20 % stage-1 share it
@@ -268,6 +271,51 @@ class Recipe:
         self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
                   final=reports[-1] if reports else {})
 
+    def cache_teacher_latents(self, policy, train, val) -> None:
+        t = time.monotonic()
+        views = list(train.datasets) + list(val.datasets)  # views of one frame cache
+        views[0].cache_teacher_latents(policy.teacher_latent)
+        for view in views[1:]:
+            view.teacher_latents = views[0].teacher_latents
+        self.log(f"cached z* of the frozen stage-1 IDM in {time.monotonic() - t:.0f} s")
+
+    def extend(self, policy, train, val) -> None:
+        """Continue stage 2 past the planned schedule (--extend-min minutes of training in all, over every
+        extension): a fresh warm-up + cosine schedule from --extend-lr in DIR/runs_ext<k>, then the
+        export and the evaluation run again; the figures they replace stay in the extension's record."""
+        from .train import Trainer, latest_checkpoint
+        exts = self.state.setdefault("extensions", [])
+        done_min = sum(e["minutes"] for e in exts if e.get("done"))
+        if exts and not exts[-1].get("done"):
+            ext = exts[-1]  # an interrupted extension resumes with its own schedule
+        elif self.args.extend_min - done_min > 0.5:
+            per_step = self.phase("stage2")["wall_s"] / max(1, self.phase("stage2")["steps"])  # measured
+            minutes = self.args.extend_min - done_min
+            ext = {"minutes": minutes, "lr": self.args.extend_lr, "steps": max(1, int(minutes * 60 / per_step)),
+                   "runs": f"runs_ext{len(exts)}", "before": {k: self.state["phases"].get(k) for k in ("export", "eval")}}
+            exts.append(ext)
+            self.save()
+        else:
+            return
+        runs = self.out / ext["runs"]
+        previous = self.out / (exts[-2]["runs"] if len(exts) > 1 else "runs")
+        if latest_checkpoint(runs, 2) is None:
+            load_weights(policy, latest_checkpoint(previous, 2), stage1_only=False)
+        self.cache_teacher_latents(policy, train, val)
+        opts = self.options(ext["steps"], 2)
+        opts.lr, opts.warmup_steps, opts.seed = ext["lr"], min(100, ext["steps"] // 10), opts.seed + 100 * len(exts)
+        self.log(f"extension {len(exts)}: {ext['steps']} more stage-2 steps (~{ext['minutes']:.0f} min) from lr "
+                 f"{ext['lr']:g}")
+        t = time.monotonic()
+        Trainer(policy, 2, train, runs, opts, val_data=None, log=self.log).fit(resume=True)
+        figures = heldout_figures(policy, val)
+        self.log(f"after extension {len(exts)}: held-out action error {figures['action_error_m'] * 100:.1f} cm "
+                 f"(first step {figures['first_error_m'] * 100:.1f} cm)")
+        ext.update(done=True, wall_s=time.monotonic() - t, final=figures)
+        for k in ("export", "eval"):  # the extended policy is exported and evaluated anew
+            self.state["phases"].pop(k, None)
+        self.save()
+
     def export(self, policy) -> Path:
         target = self.out / "checkpoint"
         if not self.phase("export"):
@@ -289,7 +337,7 @@ class Recipe:
     def report(self) -> None:
         phases = self.state["phases"]
         rep = {"system": self.args.system, "settings": self.state["settings"], "phases": phases,
-               "stage2_reports": self.state.get("stage2_reports", [])}
+               "stage2_reports": self.state.get("stage2_reports", []), "extensions": self.state.get("extensions", [])}
         (self.out / "report.json").write_text(json.dumps(rep, indent=2))
         (self.out / "report.md").write_text(render_report(rep))
         self.log(f"report: {self.out / 'report.md'}")
@@ -302,6 +350,8 @@ class Recipe:
         plan = self.plan(policy, train)
         self.stage1(policy, train, val, plan["stage1_steps"])
         self.stage2(policy, train, val, plan["stage2_steps"])
+        if self.args.extend_min > 0 or self.state.get("extensions"):
+            self.extend(policy, train, val)
         checkpoint = self.export(policy)
         self.evaluate(checkpoint)
         self.report()
@@ -494,6 +544,17 @@ def render_report(rep: dict) -> str:
             t = v["mean_time_to_success_s"]
             lines.append(f"| {k} | {v['successes']}/{v['episodes']} ({v['success_rate'] * 100:.0f} %) | "
                          f"{'-' if t is None else f'{t:.1f}'} |")
+    for k, e in enumerate(rep.get("extensions", []), 1):
+        before = (e.get("before") or {}).get("eval") or {}
+        was = ", ".join(f"{name} {v['successes']}/{v['episodes']}" for name, v in before.get("summary", {}).items())
+        fin = e.get("final") or {}
+        lines += ["", f"## Extension {k}: {e['steps']} more stage-2 steps (~{e['minutes']:.0f} min, lr {e['lr']:g})"
+                  + ("" if e.get("done") else " (unfinished)"), ""]
+        if fin:
+            lines.append(f"- held-out action error after it: {fin['action_error_m'] * 100:.1f} cm (first step "
+                         f"{fin['first_error_m'] * 100:.1f} cm)")
+        if was:
+            lines.append(f"- closed loop before it: {was}")
     ex = p.get("export")
     if ex:
         lines += ["", f"Checkpoint: `{ex['path']}` ({ex['size_mb']} MB)"]

@@ -87,6 +87,20 @@ def test_bad_input_exits_2_and_keeps_the_output(tmp_path, capsys):
     assert main(["--system", "franka_pick_place", "--output", str(tmp_path / "y"), "--budget-min", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--budget-min" in err
+    assert main(["--system", "franka_pick_place", "--output", str(tmp_path / "y"), "--extend-min", "-5"]) == 2
+    assert "--extend-min" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_an_extension_is_not_a_settings_change(tmp_path):
+    """--extend-min on a finished run resumes it (the extension has its own record), other changes do not."""
+    from lawam_training.sim_train import Recipe, parse_args
+    base = ["--system", "franka_pick_place", "--output", str(tmp_path / "run")]
+    first = Recipe(parse_args(base))
+    first.save()
+    again = Recipe(parse_args(base + ["--resume", "--extend-min", "30", "--extend-lr", "1e-4"]))
+    assert again.state["settings"] == first.state["settings"]
+    with pytest.raises(RecipeError, match="batch_size"):
+        Recipe(parse_args(base + ["--resume", "--batch-size", "64"]))
 
 
 class GoToPolicy:
