@@ -297,13 +297,12 @@ def run_arm(args, arm: str, seed: int, data: Data, out: Path, progress: bool) ->
                         keep_checkpoints=1, num_workers=0, progress=progress)
     trainer = Trainer(policy, 2, train, arm_dir / "runs", opts, val_data=None, log=lambda m: None)
     segment = max(1, steps // 20)  # wall time is checked between segments; each ends with a checkpoint
-    first = True
+    trainer.fit(resume=True, stop_after=0)  # an interrupted arm: its last checkpoint (weights, step, optimiser)
     log(f"{arm} seed {seed}: {LABELS[arm]}; {steps} steps planned for {args.budget_min:g} min "
         f"({state['s_per_step']:.2f} s/step), switches {switches or 'none'}, rates {list(rates)} Hz")
-    while trainer.step < steps and (first or state["wall_s"] < budget_s):
+    while trainer.step < steps and state["wall_s"] < budget_s:
         t = time.monotonic()
-        trainer.fit(resume=first, stop_after=trainer.step + segment)
-        first = False
+        trainer.fit(resume=False, stop_after=trainer.step + segment)
         state["wall_s"] += time.monotonic() - t
         state["step"] = trainer.step
         state_path.write_text(json.dumps(state))

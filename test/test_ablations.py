@@ -105,6 +105,14 @@ def test_train_table_and_resume_reads_a_finished_arm_back(tiny_run, tmp_path, ca
     assert json.loads((tmp_path / "b.json").read_text())["results"] == first["results"]
     assert (out / "arms" / "full_s0" / "checkpoint" / "model.safetensors").stat().st_mtime_ns == stamp
 
+    # an arm interrupted after its budget was spent (no result.json yet) resumes from its last training
+    # checkpoint: no further steps, the same trained weights
+    (out / "arms" / "full_s0" / "result.json").unlink()
+    assert ab.main(cli(tiny_run, out, "--arms", "full", "--json", str(tmp_path / "c.json"))) == 0
+    again = json.loads((tmp_path / "c.json").read_text())["results"][0]
+    assert again["steps"] == first["results"][0]["steps"]
+    assert again["heldout"] == first["results"][0]["heldout"]
+
 
 def test_seeds_train_the_multi_seed_arms_twice(tiny_run):
     args = ab.parse_args(cli(tiny_run, tiny_run / "unused", "--seeds", "0,1", "--rates"))
