@@ -296,7 +296,8 @@ def run_arm(args, arm: str, seed: int, data: Data, out: Path, progress: bool) ->
                         min_lr_ratio=0.05, seed=seed + 2, log_every=25, val_every=10 ** 9, checkpoint_every=10 ** 9,
                         keep_checkpoints=1, num_workers=0, progress=progress)
     trainer = Trainer(policy, 2, train, arm_dir / "runs", opts, val_data=None, log=lambda m: None)
-    segment = max(1, steps // 20)  # wall time is checked between segments; each ends with a checkpoint
+    # wall time is checked between segments, each ending with a checkpoint: 20 per arm, at most one a minute
+    segment = max(1, steps // 20, min(steps, int(60 / state["s_per_step"])))
     trainer.fit(resume=True, stop_after=0)  # an interrupted arm: its last checkpoint (weights, step, optimiser)
     log(f"{arm} seed {seed}: {LABELS[arm]}; {steps} steps planned for {args.budget_min:g} min "
         f"({state['s_per_step']:.2f} s/step), switches {switches or 'none'}, rates {list(rates)} Hz")
