@@ -92,7 +92,7 @@ def parse_args(argv=None):
     ap.add_argument("--dynamics", action="store_true", help="also App. D.4: LaWM dynamics and the heatmap strip")
     ap.add_argument("--strip-arm", default="full", help="arm whose evaluation episode the heatmap strip shows")
     ap.add_argument("--strip-patch", default="auto",
-                    help="ROW,COL of the arm patch in the first frame (auto: the patch that moves most)")
+                    help="ROW,COL of the arm patch in the first frame (auto: the one showing the tool centre)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the run's")
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
     ap.add_argument("--json", default=None, help="write every figure to this JSON file")
@@ -377,18 +377,23 @@ def heatmap_strip(checkpoint: Path, scene: str, patch, path: Path, max_panels: i
     env = twin_env(scene, workspace_root() / "config")
     rate = policy.config.trained_rates_hz(env.embodiment)[0]
     chunks = []  # (sim time, primary image, prediction)
+    eef = []  # the first arm's tool centre in the first frame's patch grid
+
+    def on_chunk(now, img, pred):
+        if not chunks:
+            side = int(round(np.sqrt(len(pred.current_features))))
+            eef.append(project_to_patch(env.scene, env.cameras[0], img.shape[:2], side))
+        chunks.append((now, img, pred))
+
     instruction = env.scene.instructions[0]
-    res = env.rollout(policy, EVAL_SEEDS[0], instruction, rate,
-                      on_chunk=lambda now, img, pred: chunks.append((now, img, pred)))
+    res = env.rollout(policy, EVAL_SEEDS[0], instruction, rate, on_chunk=on_chunk)
     env.close()
     if len(chunks) < 2:
         raise AblationError("the strip's episode produced fewer than two chunks")
     first = chunks[0][2].current_features
     side = int(round(np.sqrt(len(first))))
-    if patch is None:  # the patch whose feature changes most by mid-episode: the moving arm
-        mid = chunks[len(chunks) // 2][2].current_features
-        moved = 1 - (first * mid).sum(-1) / (np.linalg.norm(first, axis=-1) * np.linalg.norm(mid, axis=-1) + 1e-12)
-        patch = divmod(int(np.argmax(moved)), side)
+    if patch is None:
+        patch = eef[0]
     panels = []
     for i in sorted({int(v) for v in np.linspace(0, len(chunks) - 2, max_panels).round()}):
         _, _, pred = chunks[i]
@@ -411,6 +416,22 @@ def heatmap_strip(checkpoint: Path, scene: str, patch, path: Path, max_panels: i
             "panels": len(panels), "success": res.success, "control_hz": rate}
 
 
+def project_to_patch(scene, camera: str, image_hw, side: int) -> tuple[int, int]:
+    """(row, col) of the patch (a side x side grid over the camera image) that shows the first arm's tool
+    centre: a pinhole projection with the MuJoCo camera's pose and vertical field of view."""
+    import mujoco
+    cid = mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+    if cid < 0:
+        raise AblationError(f"no camera {camera!r} in scene {scene.name!r}")
+    world = np.asarray(scene.eef_pose_world(scene.arms[0])[0], float)
+    rot = scene.data.cam_xmat[cid].reshape(3, 3)  # columns: the camera's x (right), y (up), z (backwards)
+    x, y, z = rot.T @ (world - scene.data.cam_xpos[cid])
+    h, w = image_hw
+    focal = 0.5 * h / np.tan(np.radians(scene.model.cam_fovy[cid]) / 2)
+    u, v = w / 2 + focal * x / -z, h / 2 - focal * y / -z
+    return (int(np.clip(v / h * side, 0, side - 1)), int(np.clip(u / w * side, 0, side - 1)))
+
+
 # ---------------------------------------------------------------------------------------------- report
 def _fmt(v, scale=1.0, digits=1, none="-"):
     return none if v is None else f"{v * scale:.{digits}f}"
@@ -422,9 +443,9 @@ def render(results: list[dict], instructions: list, header: list, rates: bool, d
     head = ["arm", "training seed", "steps reached"] + [f"success: {i}" for i in instructions] + \
         ["mean time to success (s)", "held-out action error (cm)"]
 
-    def row(r):
+    def row(r, labels):
         ev = (r.get("eval") or {}).get("summary", {})
-        cells = [r["label"], str(r["seed"]), f"{r['steps']}/{r['steps_planned']}"]
+        cells = [labels.get(r["arm"], r["label"]), str(r["seed"]), f"{r['steps']}/{r['steps_planned']}"]
         for ins in instructions:
             s = ev.get(ins)
             cells.append("-" if s is None else f"{s['successes']}/{s['episodes']}")
@@ -432,12 +453,12 @@ def render(results: list[dict], instructions: list, header: list, rates: bool, d
         cells.append(_fmt(r["heldout"]["action_error_m"], 100))
         return "| " + " | ".join(cells) + " |"
 
-    def table(arms, title):
+    def table(arms, title, labels=None):
         rows = [r for a in arms for r in results if r["arm"] == a]
         if not rows:
             return []
         out = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += [row(r) for r in rows]
+        out += [row(r, labels or {}) for r in rows]
         spread = []
         for a in arms:
             rs = [r for r in results if r["arm"] == a]
@@ -453,7 +474,8 @@ def render(results: list[dict], instructions: list, header: list, rates: bool, d
     lines += table([a for a in FIG6_ARMS if any(r["arm"] == a for r in results)],
                    "Fig. 6 in small: what each part of the interface buys")
     if rates:
-        lines += [RATES_NOTE, ""] + table(["full", *RATE_ARMS], "Fig. 7 in small: physical-time encoding")
+        lines += [RATES_NOTE, ""] + table(["full", *RATE_ARMS], "Fig. 7 in small: physical-time encoding",
+                                          {"full": "10 Hz only (reference: full LaWAM)"})
     if dynamics:
         d = dynamics
         lines += ["### App. D.4 in small: LaWM dynamics on held-out episodes", "",

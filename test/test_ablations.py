@@ -184,3 +184,19 @@ def test_missing_run_and_changed_budget_are_refused(tiny_run, tmp_path, capsys):
     assert ab.main(cli(tiny_run, out)) == 2
     err = capsys.readouterr().err.strip()
     assert "other settings (budget_min" in err and "\n" not in err
+
+
+def test_strip_patch_projects_the_tool_centre():
+    """Seed 1000 of franka_pick_place starts with the gripper in patch (1, 3) of the 8 x 8 grid of the front
+    camera (checked by eye on the rendered image); another camera pose or tool centre moves it."""
+    from lawam_training.sim_rollout import twin_env
+    from lawam_training.sim_train import workspace_root
+    env = twin_env("franka_pick_place", workspace_root() / "config")
+    try:
+        env.scene.reset(1000, env.scene.instructions[0])
+        assert ab.project_to_patch(env.scene, env.cameras[0], (224, 224), 8) == (1, 3)
+        assert ab.project_to_patch(env.scene, env.cameras[0], (224, 224), 16) in {(2, 6), (2, 7), (3, 6), (3, 7)}
+        with pytest.raises(ab.AblationError, match="no camera"):
+            ab.project_to_patch(env.scene, "nowhere", (224, 224), 8)
+    finally:
+        env.close()
