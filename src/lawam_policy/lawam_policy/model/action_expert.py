@@ -42,6 +42,7 @@ class AlternateDiT(nn.Module):
         self.dyn_proj = nn.Linear(config.feature_dim, w)
         self.dyn_pos = nn.Parameter(torch.randn(1, 1, config.num_patches, w) * 0.02)
         self.dyn_type = nn.Parameter(torch.randn(1, 2, 1, w) * 0.02)  # current vs predicted subgoal
+        self.subgoal_conditioning = config.subgoal_conditioning
         self.query_proj = nn.Linear(config.vlm_hidden, w)
         self.time_embed = TimeEmbedder(w, config.time_code_dim, config.time_min_period_s, config.time_max_period_s)
         # Flow time tau in [0, 1]: periods from 1e-3 to 4 resolve it finely without wrapping.
@@ -59,7 +60,10 @@ class AlternateDiT(nn.Module):
     def context(self, vlm_states, vlm_valid, f_t, f_hat) -> dict:
         """Project the two context streams to keys/values once per chunk."""
         dtype = self.dyn_proj.weight.dtype
-        dyn = self.dyn_proj(torch.stack([f_t, f_hat], dim=1).to(dtype)) + self.dyn_pos + self.dyn_type
+        # w/o LaWM (Fig. 6 ablation, subgoal_conditioning False): the f_hat slot is left out of the dynamics
+        # stream (the same as masking it), which then holds the current features only.
+        frames = [f_t, f_hat] if self.subgoal_conditioning else [f_t]
+        dyn = self.dyn_proj(torch.stack(frames, dim=1).to(dtype)) + self.dyn_pos + self.dyn_type[:, :len(frames)]
         dyn = dyn.flatten(1, 2)
         vlm_states = vlm_states.to(dtype)
         kv = [layer.cross_attn.context_kv(vlm_states if i % 2 == 0 else dyn) for i, layer in enumerate(self.layers)]

@@ -131,10 +131,17 @@ class LaWAMConfig:
     time_code_dim: int = 256  # sinusoidal code of physical time (seconds)
     time_min_period_s: float = 0.01
     time_max_period_s: float = 10.0
+    # Ablation switches (benchmarks/ablations.py); the defaults are the paper's model, so checkpoints written
+    # before these fields existed load unchanged.
+    subgoal_conditioning: bool = True  # False: w/o LaWM (Fig. 6), the expert's dynamics stream gets no subgoal
+    time_encoding: str = "seconds"  # "index" (Fig. 7 baseline): token k coded as k * time_index_step_s
+    time_index_step_s: float = 0.1  # index code scale: k coded like k steps at 10 Hz (the same code range)
 
     # --- flow matching / losses ---
     num_denoise_steps: int = 10
     lambda_subgoal: float = 1.0
+    lambda_distill: float = 1.0  # weight of ||z_hat - z*||^2; 0: w/o latent-action distillation (Fig. 6)
+    knowledge_insulation: bool = True  # False: w/o KI (Fig. 6), flow-matching gradients reach the VLM
     lr_expert: float = 1e-4
     lr_other: float = 1e-5
 
@@ -249,6 +256,12 @@ class LaWAMConfig:
         for name in ("augment_brightness", "augment_contrast", "augment_saturation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.time_encoding not in ("seconds", "index"):
+            raise ValueError(f"time_encoding must be 'seconds' or 'index', got {self.time_encoding!r}")
+        if not (self.time_index_step_s > 0 and math.isfinite(self.time_index_step_s)):
+            raise ValueError(f"time_index_step_s must be positive, got {self.time_index_step_s}")
+        if not (self.lambda_distill >= 0 and math.isfinite(self.lambda_distill)):
+            raise ValueError(f"lambda_distill must be >= 0, got {self.lambda_distill}")
         if not 0 <= self.augment_hue <= 0.5:
             raise ValueError(f"augment_hue must be in [0, 0.5], got {self.augment_hue}")
 

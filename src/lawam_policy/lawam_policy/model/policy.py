@@ -116,6 +116,15 @@ class LaWAMPolicy(nn.Module):
         params = {n: p.detach() for n, p in self.lawm.named_parameters()}
         return functional_call(self.lawm, params, (f_t.to(self._dtype(self.lawm)), z.to(self._dtype(self.lawm))))
 
+    def _time_inputs(self, times: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, H) token times in seconds -> what the time codes of the VLM's action queries and the expert's
+        tokens see: the seconds themselves (physical-time encoding, Eq. 7), or with time_encoding "index" (the
+        Fig. 7 baseline) token k's index times time_index_step_s, the same for every control rate."""
+        if self.config.time_encoding == "seconds":
+            return times
+        k = torch.arange(times.shape[1], device=times.device, dtype=times.dtype).expand_as(times)
+        return torch.where(valid, k * self.config.time_index_step_s, torch.zeros_like(times))
+
     @staticmethod
     def _dtype(module):
         return next(module.parameters()).dtype
@@ -191,19 +200,23 @@ class LaWAMPolicy(nn.Module):
         target = self.processor.stage2_targets(batch, emb, self.device)
         actions, valid, times = target.actions, target.valid, target.times
 
-        state = self.vlm.encode_prefix(unit, target.instructions, times, valid)
+        codes = self._time_inputs(times, valid)
+        state = self.vlm.encode_prefix(unit, target.instructions, codes, valid)
         z_hat = self.vlm.aggregate(state["latent_states"])
         distill = F.mse_loss(z_hat, z_star)
         f_hat = self._lawm_frozen(f_t, z_hat).float()
         subgoal = F.mse_loss(f_hat, f_tT)
 
-        # Flow matching sees the VLM only through the insulated action-query pass and detached context.
-        queries = self.vlm.encode_action_queries(state, insulate=True)
-        ctx = self.expert.context(state["prefix"].detach(), state["prefix_valid"], f_t, f_hat.detach())
-        base = self.expert.token_base(queries, times)
+        # Flow matching sees the VLM only through the insulated action-query pass and detached context; with
+        # knowledge_insulation off (the w/o-KI ablation, Fig. 6) its gradient reaches the VLM and z_hat too.
+        ki = c.knowledge_insulation
+        queries = self.vlm.encode_action_queries(state, insulate=ki)
+        ctx = self.expert.context(state["prefix"].detach() if ki else state["prefix"], state["prefix_valid"], f_t,
+                                  f_hat.detach() if ki else f_hat)
+        base = self.expert.token_base(queries, codes)
         flow = flow_matching_loss(lambda x, tau: self.expert(x, tau, base, valid, ctx, emb), actions, valid,
                                   generator)
-        loss = distill + c.lambda_subgoal * subgoal + flow
+        loss = c.lambda_distill * distill + c.lambda_subgoal * subgoal + flow
         return dict(loss=loss, distill=distill, subgoal=subgoal, flow=flow)
 
     def parameter_groups(self, stage: int) -> list[dict]:
@@ -234,11 +247,12 @@ class LaWAMPolicy(nn.Module):
         times = torch.arange(H, device=self.device, dtype=torch.float32)[None] / float(control_hz)
         valid = torch.ones(1, H, dtype=torch.bool, device=self.device)
         f_t = self.encode_features(unit[:, 0])
-        state = self.vlm.encode_prefix(unit, [instruction], times, valid, fused_queries=True)
+        codes = self._time_inputs(times, valid)
+        state = self.vlm.encode_prefix(unit, [instruction], codes, valid, fused_queries=True)
         z_hat = self.vlm.aggregate(state["latent_states"])
         f_hat = self.lawm(f_t.to(self._dtype(self.lawm)), z_hat.to(self._dtype(self.lawm))).float()
         ctx = self.expert.context(state["prefix"], state["prefix_valid"], f_t, f_hat)
-        base = self.expert.token_base(state["queries"], times)
+        base = self.expert.token_base(state["queries"], codes)
         return dict(H=H, times=times, valid=valid, f_t=f_t, z_hat=z_hat, f_hat=f_hat, ctx=ctx, base=base)
 
     @torch.inference_mode()
