@@ -344,7 +344,7 @@ def lawm_dynamics(policy, val, limit: int = 512) -> dict:
         for batch in _batches(val, limit=limit):
             f_t, f_tT = batch["features_t"].float(), batch["features_tT"].float()
             z_star = batch["z_star"].float() if "z_star" in batch else policy.teacher_latent(f_t, f_tT)
-            unit = policy._views(batch["images_t"])
+            unit = policy.processor.views(batch["images_t"], policy.device)
             valid = batch["action_mask"].bool()
             state = policy.vlm.encode_prefix(unit, list(batch["instructions"]),
                                              policy._time_inputs(batch["timestamps"].float(), valid), valid,
