@@ -224,3 +224,22 @@ class DemoPublisher:
         msg.header.stamp = self.node.get_clock().now().to_msg()
         msg.arms = [ArmTrajectory(poses=[self._pose(0.7)], gripper_openings=[0.25]) for _ in self.pose_pubs]
         self.cmd_pub.publish(msg)
+
+
+def make_moving_demos(root, episodes=2, frames=12, fps=10, size=(32, 32)):
+    """A LeRobot dataset of moving Franka demos for training tests: x and the gripper ramp with time, a bar
+    grows across the image, one task per episode ("push the block <e>"); actions lead the state by 2 cm in x."""
+    from lawam_policy.action_layout import get_layout
+    from lawam_training.episode_store import EpisodeStore, make_features
+    layout = get_layout("franka_panda")
+    store = EpisodeStore(root, fps, make_features(layout, {"primary": size}), "franka_panda")
+    for e in range(episodes):
+        rec = store.begin_episode(f"push the block {e}")
+        for k in range(frames):
+            u = k / frames
+            img = np.zeros(size + (3,), np.uint8)
+            img[:, : int(4 + u * (size[1] - 8))] = 200
+            s = np.array([0.3 + 0.2 * u, 0.1 * e, 0.4, 0, 0, 0, 1, u], np.float32)
+            rec.add_frame({"primary": img}, s, s + np.array([0.02, 0, 0, 0, 0, 0, 0, 0], np.float32))
+        rec.commit()
+    return root

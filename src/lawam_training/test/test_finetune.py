@@ -19,7 +19,7 @@ pytest.importorskip("lerobot")
 
 from lawam_policy.action_layout import get_layout  # noqa: E402
 from lawam_policy.model import LaWAMPolicy  # noqa: E402
-from lawam_training.episode_store import EpisodeStore, make_features  # noqa: E402
+from demo_data import make_moving_demos  # noqa: E402
 from lawam_training.finetune import FinetuneSettings, main  # noqa: E402
 from lawam_training.train import TRAINER_STATE, find_checkpoints  # noqa: E402
 
@@ -28,25 +28,9 @@ WS = Path(__file__).resolve().parents[3]
 FPS, T = 10, 0.4
 
 
-def make_demos(root, episodes=3, frames=12, size=(32, 32)):
-    """Franka demos: x and the gripper ramp with time, a bar grows in the image; one task per episode."""
-    layout = get_layout("franka_panda")
-    store = EpisodeStore(root, FPS, make_features(layout, {"primary": size}), "franka_panda")
-    for e in range(episodes):
-        rec = store.begin_episode(f"push the block {e}")
-        for k in range(frames):
-            u = k / frames
-            img = np.zeros(size + (3,), np.uint8)
-            img[:, : int(4 + u * (size[1] - 8))] = 200
-            s = np.array([0.3 + 0.2 * u, 0.1 * e, 0.4, 0, 0, 0, 1, u], np.float32)
-            rec.add_frame({"primary": img}, s, s + np.array([0.02, 0, 0, 0, 0, 0, 0, 0], np.float32))
-        rec.commit()
-    return root
-
-
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    return make_demos(tmp_path_factory.mktemp("finetune") / "demos")
+    return make_moving_demos(tmp_path_factory.mktemp("finetune") / "demos", episodes=3)
 
 
 def cli(demos, out, *extra, steps=3):

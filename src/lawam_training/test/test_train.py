@@ -12,8 +12,8 @@ pytest.importorskip("lerobot")
 
 from lawam_policy.action_layout import get_layout  # noqa: E402
 from lawam_policy.model import LaWAMConfig, LaWAMPolicy, compute_stats  # noqa: E402
+from demo_data import make_moving_demos  # noqa: E402
 from lawam_training.data import DemoDataset, MixedDataset  # noqa: E402
-from lawam_training.episode_store import EpisodeStore, make_features  # noqa: E402
 from lawam_training.train import (TRAINER_STATE, Trainer, TrainOptions, find_checkpoints,  # noqa: E402
                                   latest_checkpoint)
 
@@ -21,25 +21,9 @@ torch.set_num_threads(1)  # tiny ops on a shared 2-core machine
 T = 0.4
 
 
-def make_demos(root, episodes=2, frames=12, fps=10, size=(32, 32)):
-    """A moving franka demo: x and the gripper ramp with time, the image brightens; one task per episode."""
-    layout = get_layout("franka_panda")
-    store = EpisodeStore(root, fps, make_features(layout, {"primary": size}), "franka_panda")
-    for e in range(episodes):
-        rec = store.begin_episode(f"push the block {e}")
-        for k in range(frames):
-            u = k / frames
-            img = np.zeros(size + (3,), np.uint8)
-            img[:, : int(4 + u * (size[1] - 8))] = 200  # a bar that grows with time
-            s = np.array([0.3 + 0.2 * u, 0.1 * e, 0.4, 0, 0, 0, 1, u], np.float32)
-            rec.add_frame({"primary": img}, s, s + np.array([0.02, 0, 0, 0, 0, 0, 0, 0], np.float32))
-        rec.commit()
-    return root
-
-
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    return make_demos(tmp_path_factory.mktemp("train") / "demos")
+    return make_moving_demos(tmp_path_factory.mktemp("train") / "demos")
 
 
 def make_policy(ds: DemoDataset, seed=0):

@@ -123,13 +123,10 @@ class PolicyNode(Node):
         # Reliable, depth 1: serves reliable subscribers (RViz's default, the demo monitor) and best-effort ones.
         self._heatmap_pub = self.create_publisher(Image, v["heatmap_topic"],
                                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        for topic in cameras:
-            if topic.endswith("/compressed"):
-                self.create_subscription(CompressedImage, topic, lambda m, t=topic: self._on_compressed(t, m),
-                                         qos_profile_sensor_data)
-            else:
-                self.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m),
-                                         qos_profile_sensor_data)
+        for topic in cameras:  # image_transport's naming: a .../compressed topic carries CompressedImage
+            kind, msg_type = ("compressed", CompressedImage) if topic.endswith("/compressed") else ("raw", Image)
+            self.create_subscription(msg_type, topic, lambda m, t=topic, k=kind: self._on_image(t, m, k),
+                                     qos_profile_sensor_data)
         self.create_subscription(String, v["task_topic"], lambda m: self._set_task(m.data), 10)
         self.create_service(SetTask, v["set_task_service"], self._on_set_task)
         self.create_service(SetEnabled, "~/set_enabled", self._on_set_enabled)
@@ -220,21 +217,14 @@ class PolicyNode(Node):
             self.last_error = f"{topic}: {why}; frames dropped"
             self.get_logger().error(self.last_error)
 
-    def _on_image(self, topic: str, msg: Image) -> None:
+    def _on_image(self, topic: str, msg, kind: str) -> None:
+        """sensor_msgs/Image (kind "raw") or CompressedImage ("compressed"); decoded later, on the worker."""
         try:
             check_image(msg)
         except UnsupportedEncoding as err:
             self._drop(topic, str(err))
             return
-        self._add_frame(topic, self._stamp(msg), ("raw", msg))
-
-    def _on_compressed(self, topic: str, msg: CompressedImage) -> None:
-        try:
-            check_image(msg)
-        except UnsupportedEncoding as err:
-            self._drop(topic, str(err))
-            return
-        self._add_frame(topic, self._stamp(msg), ("compressed", msg))
+        self._add_frame(topic, self._stamp(msg), (kind, msg))
 
     # ---- outputs -------------------------------------------------------------------------------
     def _on_chunk(self, chunk, prediction) -> None:
