@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -101,38 +100,21 @@ def check_checkpoint(checkpoint: str, system_name: str, embodiment: str, roles: 
                          f"system {system_name} runs {embodiment!r} with cameras {roles}")
 
 
-def workspace_root() -> Path:
-    env = os.environ.get("LAWAM_WS")
-    return Path(env) if env else Path.cwd()
-
-
 def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: bool = False
                  ) -> list[subprocess.Popen]:
-    """Start the twin (+ bridge + policy node unless ``expert``) of ``scene``; ``checkpoint`` is resolved
-    (a directory, or ``preset:NAME`` for an untrained preset)."""
+    """Start the nodes of ``scene``'s system exactly as `lawam launch <system> use_sim:=true` would (the one
+    system registry: twin, policy node and bridge with their parameter files and overrides); with ``expert`` the
+    twin alone, driven by its scripted expert. ``checkpoint``: a directory, ``preset:NAME``, or "" for the
+    scene's shipped one (systems.resolve_checkpoint)."""
+    from lawam_bringup import runner
     systems = _registry()
-    twin, bridge, _ = scenes()[scene]
-    system = systems.SYSTEMS[systems.SCENE_SYSTEMS[scene]]
-    cfg = workspace_root() / "config"
-    twin_cmd = [sys.executable, "-m", f"lawam_sim.nodes.{twin}", "--ros-args", "--params-file",
-                str(cfg / f"{twin}.yaml"), "-p", f"scene:={scene}", "-p", f"task:={task}"]
+    plans = runner.plan(systems.SCENE_SYSTEMS[scene], {"use_sim": "true", "checkpoint": checkpoint, "task": task},
+                        str(log_dir))
+    twin = scenes()[scene][0]
     if expert:
-        return _spawn({twin: twin_cmd + ["-p", "expert:=true", "-p", "real_time_factor:=0.0"]}, log_dir)
-    cams = "[" + ",".join(f"'{c}'" for c in system.camera_topics()) + "]"
-    if checkpoint.startswith(systems.PRESET_PREFIX):
-        model = ["-p", f"preset:={checkpoint[len(systems.PRESET_PREFIX):]}"]
-    else:
-        model = ["-p", f"checkpoint:={checkpoint}"]
-    cmds = {
-        twin: twin_cmd,
-        bridge: [sys.executable, "-m", f"lawam_policy.nodes.{bridge}", "--ros-args",
-                 "--params-file", str(cfg / f"{bridge}.yaml"), "-p", "use_sim_time:=true"],
-        "policy_node": [sys.executable, "-m", "lawam_policy.nodes.policy_node", "--ros-args",
-                        "--params-file", str(cfg / "policy.yaml"), "-p", "use_sim_time:=true",
-                        "-p", f"embodiment:={system.embodiment}", "-p", f"camera_topics:={cams}",
-                        "-p", f"task:={task}"] + model,
-    }
-    return _spawn(cmds, log_dir)
+        twin_plan = next(p for p in plans if p.spec.name == twin)
+        return _spawn({twin: twin_plan.cmd + ["-p", "expert:=true", "-p", "real_time_factor:=0.0"]}, log_dir)
+    return _spawn({p.spec.name: p.cmd for p in plans}, log_dir)
 
 
 def _spawn(cmds: dict, log_dir: Path) -> list[subprocess.Popen]:
