@@ -146,3 +146,25 @@ def test_module_reads_the_system_registry():
     """Embodiment, camera roles and topics come from lawam_bringup.systems, instructions from the scenes."""
     from lawam_bringup.systems import SCENE_SYSTEMS
     assert set(evaluate.scenes()) == set(SCENE_SYSTEMS) == set(INSTRUCTIONS)
+
+
+def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
+    """lawam-eval starts the nodes `lawam launch` plans (same parameter files and overrides): the policy node
+    gets the system's camera roles and the bridge drives the twin's gripper by topic."""
+    import yaml
+    started = {}
+    monkeypatch.setattr(evaluate, "_spawn", lambda cmds, log_dir: started.update(cmds) or [])
+    evaluate.launch_stack("franka_pick_place", "preset:tiny", "put the red cube in the bowl", tmp_path)
+    assert set(started) == {"franka_twin", "policy_node", "franka_bridge"}
+
+    def overrides(name):
+        cmd = started[name]
+        files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]
+        return yaml.safe_load(open(files[-1]))[name]["ros__parameters"]
+    assert overrides("policy_node")["camera_roles"] == ["primary"]
+    assert overrides("policy_node")["task"] == "put the red cube in the bowl"
+    assert overrides("franka_bridge")["gripper_mode"] == "topic"
+    started.clear()
+    evaluate.launch_stack("franka_pick_place", "", "put the red cube in the bowl", tmp_path, expert=True)
+    assert list(started) == ["franka_twin"] and started["franka_twin"][-4:] == [
+        "-p", "expert:=true", "-p", "real_time_factor:=0.0"]
