@@ -66,7 +66,7 @@ RATES_NOTE = ("Fig. 7 in small: the run's demos are at 10 Hz; the 5 Hz version t
               "version is made (it would need new demos), so co-training uses 5 + 10 Hz and every model is "
               "evaluated at 10 Hz; the 10 Hz-only model (full LaWAM) is the reference.")
 # Settings a resumed output must share with the arms already in it (the comparison must stay fair).
-FAIR = ("run", "budget_min", "eval_seeds", "batch_size", "stage1_checkpoint")
+FAIR = ("run", "budget_min", "steps", "eval_seeds", "batch_size", "stage1_checkpoint")
 
 
 class AblationError(Exception):
@@ -84,6 +84,9 @@ def parse_args(argv=None):
     ap.add_argument("--run", required=True, help="lawam-sim-train run directory (dataset + stage-1 checkpoint)")
     ap.add_argument("--output", required=True, help="ablation directory (one sub-directory per arm and seed)")
     ap.add_argument("--budget-min", type=float, default=20.0, help="stage-2 training wall time per arm, minutes")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="budget in stage-2 optimiser steps per arm instead of wall time: the same for every arm, "
+                         "and a re-run reproduces it on a busy machine (wall time is then only reported)")
     ap.add_argument("--eval-seeds", type=int, default=10, help="fixed evaluation seeds per instruction (0: none)")
     ap.add_argument("--arms", default=",".join(FIG6_ARMS), help=f"Fig. 6 arms, of {', '.join(FIG6_ARMS)}")
     ap.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1")
@@ -100,6 +103,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if not args.budget_min > 0:
         raise AblationError(f"--budget-min must be positive, got {args.budget_min}")
+    if args.steps is not None and args.steps < 1:
+        raise AblationError(f"--steps must be >= 1, got {args.steps}")
     if args.eval_seeds < 0:
         raise AblationError(f"--eval-seeds must be >= 0, got {args.eval_seeds}")
     if args.batch_size is not None and args.batch_size < 1:
@@ -286,10 +291,10 @@ def run_arm(args, arm: str, seed: int, data: Data, out: Path, progress: bool) ->
     policy = build_policy(args, arm, seed)
     switches, rates = ARMS[arm]
     train = data.training(rates)
-    budget_s = args.budget_min * 60
+    budget_s = float("inf") if args.steps else args.budget_min * 60
     if "steps_planned" not in state:
         sps = seconds_per_step(policy, train, args.batch_size)
-        state.update(s_per_step=sps, steps_planned=max(1, int(budget_s / sps)), wall_s=0.0)
+        state.update(s_per_step=sps, steps_planned=args.steps or max(1, int(budget_s / sps)), wall_s=0.0)
         state_path.write_text(json.dumps(state))
     steps = state["steps_planned"]
     opts = TrainOptions(steps=steps, batch_size=args.batch_size, lr=None, warmup_steps=min(100, steps // 10),
@@ -299,7 +304,8 @@ def run_arm(args, arm: str, seed: int, data: Data, out: Path, progress: bool) ->
     # wall time is checked between segments, each ending with a checkpoint: 20 per arm, at most one a minute
     segment = max(1, steps // 20, min(steps, int(60 / state["s_per_step"])))
     trainer.fit(resume=True, stop_after=0)  # an interrupted arm: its last checkpoint (weights, step, optimiser)
-    log(f"{arm} seed {seed}: {LABELS[arm]}; {steps} steps planned for {args.budget_min:g} min "
+    log(f"{arm} seed {seed}: {LABELS[arm]}; {steps} steps planned "
+        f"{'(--steps)' if args.steps else f'for {args.budget_min:g} min'} "
         f"({state['s_per_step']:.2f} s/step), switches {switches or 'none'}, rates {list(rates)} Hz")
     while trainer.step < steps and state["wall_s"] < budget_s:
         t = time.monotonic()
@@ -500,6 +506,7 @@ def run(args) -> int:
     progress = not args.no_progress
     out = Path(args.output).expanduser().absolute()
     settings = {"run": str(Path(args.run).expanduser().absolute()), "budget_min": args.budget_min,
+                "steps": args.steps,
                 "eval_seeds": args.eval_seeds, "batch_size": args.batch_size,
                 "stage1_checkpoint": Path(args.stage1).name}
     settings_path = out / "settings.json"
@@ -546,8 +553,10 @@ def run(args) -> int:
     header = ["## Ablations (issue 15)", "",
               f"- command: `{command}`",
               f"- run: `{settings['run']}` (stage-1 checkpoint {settings['stage1_checkpoint']}, shared by every arm)",
-              f"- budget: {args.budget_min:g} min of stage-2 training wall time per arm (every arm, the full model "
-              f"included), {args.threads} torch thread(s), batch {args.batch_size}",
+              (f"- budget: {args.steps} stage-2 optimiser steps per arm (every arm, the full model included; the "
+               f"wall time each took is in the JSON)" if args.steps else
+               f"- budget: {args.budget_min:g} min of stage-2 training wall time per arm (every arm, the full model "
+               f"included)") + f", {args.threads} torch thread(s), batch {args.batch_size}",
               f"- evaluation: ROS-free closed loop, {args.eval_seeds} fixed evaluation seeds x each instruction"]
     text = render(results, instructions, header, args.rates, dynamics, strip)
     print(text)

@@ -114,6 +114,19 @@ def test_train_table_and_resume_reads_a_finished_arm_back(tiny_run, tmp_path, ca
     assert again["heldout"] == first["results"][0]["heldout"]
 
 
+def test_a_step_budget_trains_every_arm_exactly_that_long(tiny_run, tmp_path, capsys):
+    """--steps: the same optimiser steps for every arm whatever the machine's load; a re-run of an arm
+    reproduces its row."""
+    out = tmp_path / "abl"
+    assert ab.main(cli(tiny_run, out, "--arms", "full,no_lawm", "--steps", "3", "--json", str(tmp_path / "a.json"))) == 0
+    rows = json.loads((tmp_path / "a.json").read_text())["results"]
+    assert [(r["arm"], r["steps"], r["steps_planned"]) for r in rows] == [("full", 3, 3), ("no_lawm", 3, 3)]
+    assert "3 stage-2 optimiser steps per arm" in capsys.readouterr().out
+    again = tmp_path / "again"
+    assert ab.main(cli(tiny_run, again, "--arms", "full", "--steps", "3", "--json", str(tmp_path / "b.json"))) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["results"][0]["heldout"] == rows[0]["heldout"]
+
+
 def test_seeds_train_the_multi_seed_arms_twice(tiny_run):
     args = ab.parse_args(cli(tiny_run, tiny_run / "unused", "--seeds", "0,1", "--rates"))
     jobs = ab.plan_jobs(args)
@@ -166,6 +179,7 @@ def dict_args(args):
     (["--seeds", "0,x"], "--seeds must be"),
     (["--seeds", "1,1"], "--seeds must be distinct"),
     (["--eval-seeds", "-1"], "--eval-seeds"),
+    (["--steps", "0"], "--steps must be >= 1"),
     (["--strip-patch", "99,0"], "outside the"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path, capsys, extra, message):
