@@ -32,6 +32,29 @@ def test_reference_lists_every_parameter_with_type_and_default():
             assert f"| `{p.name}` | {p.type_name} |" in text
 
 
+@pytest.mark.parametrize("tool", sorted(P.TOOLS))
+def test_reference_lists_every_tool_setting_with_type_default_and_description(tool):
+    import dataclasses
+    import importlib
+    module, name = P.TOOLS[tool]
+    cls = getattr(importlib.import_module(module), name)
+    listed = P.tool_settings(tool)
+    # every field is a setting() (a field without one would be missing from the reference)
+    assert [p.name for p, _ in listed] == [f.name for f in dataclasses.fields(cls)]
+    text = P.reference_markdown()
+    assert f"## {tool} " in text
+    for p, type_name in listed:
+        assert p.description
+        assert f"| `{p.name}` | {type_name.replace('|', 'or')} | `{P._cell(p.default)}` |" in text
+    assert {p.name: p.default for p, _ in listed} == dataclasses.asdict(cls())
+
+
+def test_finetune_settings_refuse_out_of_bounds_values_with_one_line():
+    from lawam_training.finetune import FinetuneError, parse_args
+    with pytest.raises(FinetuneError, match=r"^bad settings: num_workers must be >= 0, got -1$"):
+        parse_args(["--num-workers", "-1"])
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_yaml_files_hold_only_declared_parameters_that_differ(name):
     node, before = FILES[name]
