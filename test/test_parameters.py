@@ -15,7 +15,9 @@ CONFIG = ROOT / "config"
 # parameter file -> the node it configures, and the files loaded before it
 FILES = {"policy.yaml": ("policy_node", ()), "franka_bridge.yaml": ("franka_bridge", ()),
          "franka_bridge_fr3.yaml": ("franka_bridge", ("franka_bridge.yaml",)),
-         "quanta_bridge.yaml": ("quanta_bridge", ())}
+         "quanta_bridge.yaml": ("quanta_bridge", ()), "franka_twin.yaml": ("franka_twin", ()),
+         "quanta_twin.yaml": ("quanta_twin", ()), "recorder.yaml": ("lawam_recorder", ()),
+         "teleop.yaml": ("lawam_teleop", ())}
 
 
 def test_parameter_reference_is_current():

@@ -3,9 +3,11 @@
 In the manner of ros2_control's generate_parameter_library (not on PyPI), but derived from the runtime's
 dataclasses: a field made with :func:`setting` carries its parameter's description and bounds in its
 metadata, so the dataclass default *is* the parameter default. The nodes declare exactly the lists built
-here (``nodes.common.declare_parameters``), the bridges' YAML files hold only what differs from them, and
-``docs/parameters.md`` is generated from them (``python tools/gen_parameters.py``; a test keeps it current).
-ROS-free and torch-free.
+here (``nodes.common.declare_parameters``), the ``config/*.yaml`` files hold only what differs from them,
+and ``docs/parameters.md`` is generated from them (``python tools/gen_parameters.py``; a test keeps it
+current). Nodes of the other workspace packages (twins, recorder, teleop, demo monitor) keep their lists in
+their own ROS-free settings modules, and command-line tools (``finetune``) their settings dataclass; NODES and
+TOOLS name them, imported only when asked. ROS-free and torch-free.
 
 Bounds are checked by :meth:`Param.check` (one-line ValueError naming the parameter) both when a node
 declares its parameters and in the dataclasses' own ``validate`` (:func:`check_fields`), so a value the
@@ -273,6 +275,11 @@ NODES = {
     "policy_node": policy_params,
     "franka_bridge": franka_bridge_params,
     "quanta_bridge": quanta_bridge_params,
+    "franka_twin": _elsewhere("lawam_sim.twin_settings", "franka_twin_params"),
+    "quanta_twin": _elsewhere("lawam_sim.twin_settings", "quanta_twin_params"),
+    "lawam_recorder": _elsewhere("lawam_training.node_settings", "recorder_params"),
+    "lawam_teleop": _elsewhere("lawam_training.node_settings", "teleop_params"),
+    "demo_monitor": _elsewhere("lawam_bringup.monitor_settings", "demo_monitor_params"),
 }
 
 # command-line tool -> (module, dataclass) of its settings (YAML keys / options, not ROS parameters).
