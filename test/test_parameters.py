@@ -53,7 +53,7 @@ def test_reference_lists_every_tool_setting_with_type_default_and_description(to
 
 def test_finetune_settings_refuse_out_of_bounds_values_with_one_line():
     from lawam_training.finetune import FinetuneError, parse_args
-    with pytest.raises(FinetuneError, match=r"^bad settings: num_workers must be >= 0, got -1$"):
+    with pytest.raises(FinetuneError, match=r"^num_workers must be >= 0, got -1$"):
         parse_args(["--num-workers", "-1"])
 
 

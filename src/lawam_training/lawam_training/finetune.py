@@ -178,9 +178,12 @@ def parse_args(argv=None) -> tuple[FinetuneSettings, argparse.Namespace]:
             values[key] = value
     try:
         settings = FinetuneSettings(**values)
-        check_fields(settings)  # the bounds the reference lists; one line naming the setting
-    except (TypeError, ValueError) as e:
+    except TypeError as e:
         raise FinetuneError(f"bad settings: {e}") from None
+    try:
+        check_fields(settings)  # the bounds the reference lists; one line naming the setting
+    except ValueError as e:
+        raise FinetuneError(str(e)) from None
     return settings, args
 
 
