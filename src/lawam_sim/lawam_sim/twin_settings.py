@@ -20,9 +20,10 @@ _FRANKA = get_embodiment("franka_panda")
 class TwinSettings:
     """Parameters both twins declare; `scene` defaults per twin."""
 
-    scene: str = setting("", "scene to run: franka_pick_place (the red or the green cube into the bowl, as the "
-                             "task says), franka_drawer (open the drawer) or quanta_towel_fold (fold the towel "
-                             "in half); the launch files and `lawam launch` set it from the system")
+    scene: str = setting("", "scene to run; Franka twin: franka_pick_place (the red or the green cube into the "
+                             "bowl, as the task says) or franka_drawer (open the drawer); Quanta twin: "
+                             "quanta_towel_fold (fold the towel in half). The launch files and `lawam launch` set "
+                             "it from the system")
     physics_hz: float = setting(500.0, "physics rate (Hz); the controller (operational-space on the Franka, "
                                        "joint servos tracking the IK solution on the ViperX pair) runs every "
                                        "step", min=500.0)
