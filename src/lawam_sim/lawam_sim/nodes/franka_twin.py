@@ -1,4 +1,5 @@
-"""franka_twin: the MuJoCo Franka Panda behind the Franka bridge's topic contract (see config/franka_twin.yaml).
+"""franka_twin: the MuJoCo Franka Panda behind the Franka bridge's topic contract (parameters:
+lawam_sim/twin_settings.py).
 
 In:  PoseStamped targets (frame panda_link0) on ``pose_target_topic``; gripper width (m, 0..0.08) on
      ``gripper_width_topic``.

@@ -1,5 +1,5 @@
 """quanta_twin: the MuJoCo bimanual (ViperX pair) stand-in for the Quanta X1 behind the Quanta bridge's contract
-(see config/quanta_twin.yaml).
+(parameters: lawam_sim/twin_settings.py).
 
 In:  PoseStamped targets (frame base_link) on ``left_target_topic`` / ``right_target_topic``; gripper openings
      (0 closed .. 1 open) on ``left_gripper_topic`` / ``right_gripper_topic``.
