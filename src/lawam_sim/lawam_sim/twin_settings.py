@@ -104,3 +104,10 @@ def quanta_twin_params() -> list[Param]:
     cameras += [Param(f"{arm}_wrist_camera_topic", e.camera_topic(f"{arm}_wrist"),
                       f"{arm} wrist camera image output (rgb8), with wrist_cameras") for arm in e.layout.arms]
     return params_of(TwinSettings, scene="quanta_towel_fold") + arms + cameras
+
+
+def workspace_box(values: dict):
+    """(min, max) corners (m) of the twin's workspace box from its parameter `values`, or None for the scene's
+    own box (the default: anything but 3 numbers each)."""
+    lo, hi = list(values["workspace_min"]), list(values["workspace_max"])
+    return (lo, hi) if len(lo) == 3 and len(hi) == 3 else None

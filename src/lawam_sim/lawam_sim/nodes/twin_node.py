@@ -44,6 +44,7 @@ from lawam_sim.experts import make_expert
 from lawam_sim.rendering import CameraRig
 from lawam_sim.scenes import make_scene
 from lawam_sim.seeds import EvalSeedCycler
+from lawam_sim.twin_settings import workspace_box
 
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -93,8 +94,7 @@ class TwinNode(Node):
         initial_seed = int(v["seed"])
         initial_task = v["task"]
         task_topic = v["task_topic"]
-        ws_lo, ws_hi = v["workspace_min"], v["workspace_max"]
-        workspace = (list(ws_lo), list(ws_hi)) if len(ws_lo) == 3 and len(ws_hi) == 3 else None
+        workspace = workspace_box(v)
 
         self.scene = make_scene(self.scene_name, physics_hz=physics_hz, workspace=workspace)
         self.rig = CameraRig(self.scene.model, w, h)
