@@ -255,3 +255,20 @@ def test_fr3_profile_needs_hardware_and_sets_frames_and_gripper_names():
     assert fr3["frame_id"] == "fr3_link0" and fr3["grasp_action"] == "/fr3_gripper/grasp"
     sim = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({})}
     assert sim["franka_bridge"].parameters["gripper_mode"] == "topic"  # the twin has no franka_msgs actions
+
+
+def test_fr3_frame_has_one_home_the_profile_file(tmp_path, monkeypatch):
+    """The policy's chunk frame under a hardware profile is the bridge's frame_id from that profile's file
+    (written nowhere else): change the file and the policy follows."""
+    import shutil
+    from lawam_bringup import systems
+    for name in ("franka_bridge.yaml", "franka_bridge_fr3.yaml"):
+        shutil.copy(os.path.join(config_dir(), name), tmp_path / name)
+    fr3 = tmp_path / "franka_bridge_fr3.yaml"
+    fr3.write_text(fr3.read_text().replace("frame_id: fr3_link0", "frame_id: fr3_base_test"))
+    monkeypatch.setattr(systems, "config_dir", lambda: str(tmp_path))
+    nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "checkpoint": "/ckpt",
+                                                                      "robot_profile": "fr3"})}
+    assert nodes["policy_node"].parameters["frame_id"] == "fr3_base_test"
+    panda = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"use_sim": "false", "checkpoint": "/ckpt"})}
+    assert "frame_id" not in panda["policy_node"].parameters  # the policy's default: the embodiment's frame

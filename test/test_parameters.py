@@ -15,7 +15,9 @@ CONFIG = ROOT / "config"
 # parameter file -> the node it configures, and the files loaded before it
 FILES = {"policy.yaml": ("policy_node", ()), "franka_bridge.yaml": ("franka_bridge", ()),
          "franka_bridge_fr3.yaml": ("franka_bridge", ("franka_bridge.yaml",)),
-         "quanta_bridge.yaml": ("quanta_bridge", ())}
+         "quanta_bridge.yaml": ("quanta_bridge", ()), "franka_twin.yaml": ("franka_twin", ()),
+         "quanta_twin.yaml": ("quanta_twin", ()), "recorder.yaml": ("lawam_recorder", ()),
+         "teleop.yaml": ("lawam_teleop", ())}
 
 
 def test_parameter_reference_is_current():
@@ -30,6 +32,29 @@ def test_reference_lists_every_parameter_with_type_and_default():
         assert f"## {node}" in text
         for p in make():
             assert f"| `{p.name}` | {p.type_name} |" in text
+
+
+@pytest.mark.parametrize("tool", sorted(P.TOOLS))
+def test_reference_lists_every_tool_setting_with_type_default_and_description(tool):
+    import dataclasses
+    import importlib
+    module, name = P.TOOLS[tool]
+    cls = getattr(importlib.import_module(module), name)
+    listed = P.tool_settings(tool)
+    # every field is a setting() (a field without one would be missing from the reference)
+    assert [p.name for p, _ in listed] == [f.name for f in dataclasses.fields(cls)]
+    text = P.reference_markdown()
+    assert f"## {tool} " in text
+    for p, type_name in listed:
+        assert p.description
+        assert f"| `{p.name}` | {type_name.replace('|', 'or')} | `{P._cell(p.default)}` |" in text
+    assert {p.name: p.default for p, _ in listed} == dataclasses.asdict(cls())
+
+
+def test_finetune_settings_refuse_out_of_bounds_values_with_one_line():
+    from lawam_training.finetune import FinetuneError, parse_args
+    with pytest.raises(FinetuneError, match=r"^num_workers must be >= 0, got -1$"):
+        parse_args(["--num-workers", "-1"])
 
 
 @pytest.mark.parametrize("name", sorted(FILES))

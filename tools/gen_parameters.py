@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate docs/parameters.md from the parameter declarations (lawam_policy/parameters.py).
+"""Regenerate docs/parameters.md from the parameter and settings declarations (lawam_policy/parameters.py).
 
     . tools/env.sh && python tools/gen_parameters.py          # write it
     python tools/gen_parameters.py --check                    # exit 1 if it is stale

@@ -111,9 +111,11 @@ def main(args=None) -> int:
     from std_msgs.msg import Bool, String
 
     from lawam_policy import topics
-    from lawam_policy.embodiments import get_embodiment
+    from lawam_policy.nodes.common import declare_parameters
     from lawam_policy.runtime import stamps
     from lawam_policy.runtime.images import decode_raw
+
+    from lawam_bringup.monitor_settings import demo_monitor_params
 
     def image_msg_to_rgb(m):
         return decode_raw(m.encoding, m.height, m.width, m.step, m.data)
@@ -121,14 +123,11 @@ def main(args=None) -> int:
     class DemoMonitor(Node):
         def __init__(self):
             super().__init__("demo_monitor")
-            self.output_dir = self.declare_parameter("output_dir", "outputs/demo/latest").value
-            self.system = self.declare_parameter("system", "").value
-            franka = get_embodiment("franka_panda")
-            camera = self.declare_parameter("camera_topic", franka.primary_camera_topic).value
-            eef_topic = self.declare_parameter("eef_pose_topic", franka.measured_pose_topics[0]).value
-            command_topic = self.declare_parameter("command_pose_topic", "").value  # the bridge's output; "": none
-            stats_topic = self.declare_parameter("twin_stats_topic", "").value
-            self.frame_period = 1.0 / self.declare_parameter("video_fps", 5.0).value
+            v = declare_parameters(self, demo_monitor_params())  # one home: lawam_bringup/monitor_settings.py
+            self.output_dir, self.system = v["output_dir"], v["system"]
+            camera, eef_topic = v["camera_topic"], v["eef_pose_topic"]
+            command_topic, stats_topic = v["command_pose_topic"], v["twin_stats_topic"]  # "": none
+            self.frame_period = 1.0 / v["video_fps"]
             self.record = DemoRecord(self.system)
             self._last_frame = -1e9
             # The heatmap kept is the one that arrived while the arm moved fastest, with the camera frame of

@@ -211,14 +211,23 @@ QUANTA_CAMERAS = (("high_camera", "primary"), ("left_wrist_camera", "left_wrist"
                   ("right_wrist_camera", "right_wrist"))
 
 # Franka bridge profiles: parameter files applied after franka_bridge.yaml (the Panda profile, which the twin
-# follows), and the base frame the policy writes into its chunks. See config/franka_bridge*.yaml.
-FRANKA_PROFILES = {"panda": ((), ""), "fr3": (("franka_bridge_fr3.yaml",), "fr3_link0")}
+# follows). See config/franka_bridge*.yaml; the base frame the policy writes into its chunks is read from them.
+FRANKA_PROFILES = {"panda": (), "fr3": ("franka_bridge_fr3.yaml",)}
+
+
+def franka_bridge_frame(profile_files: tuple) -> str:
+    """The Franka bridge's `frame_id` with `profile_files` applied after franka_bridge.yaml (its one home is
+    the profile's file: the policy must write the frame the bridge streams in). Raises KeyError for a file
+    naming a parameter the bridge lacks."""
+    from lawam_policy.parameters import node_values
+    files = [os.path.join(config_dir(), f) for f in ("franka_bridge.yaml",) + tuple(profile_files)]
+    return node_values("franka_bridge", files)["frame_id"]
 
 
 def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
     """Twin (sim) + policy + Franka bridge for one Franka task; `scene` is the twin's scene."""
     sim = args["use_sim"] == "true"
-    profile_files, frame = FRANKA_PROFILES[args["robot_profile"]]
+    profile_files = FRANKA_PROFILES[args["robot_profile"]]
     if sim and args["robot_profile"] != "panda":
         raise ArgumentError(f"robot_profile:={args['robot_profile']} needs use_sim:=false: the twin is a Panda "
                             f"(panda_link0)")
@@ -229,7 +238,9 @@ def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
                               parameters={"scene": scene, "task": _task(args, scene)},
                               remappings=((FRANKA.camera_topic("primary"), args["primary_camera"]),)))
-    nodes.append(_policy(args, scene, "franka_panda", cameras, roles, **({"frame_id": frame} if frame else {})))
+    frame = franka_bridge_frame(profile_files) if profile_files else FRANKA.base_frame
+    nodes.append(_policy(args, scene, "franka_panda", cameras, roles,
+                         **({"frame_id": frame} if frame != FRANKA.base_frame else {})))
     # The twin takes the gripper as a width topic, never franka_msgs actions (even where those import).
     nodes.append(NodeSpec("lawam_policy", "franka_bridge", "franka_bridge",
                           param_files=("franka_bridge.yaml",) + profile_files,

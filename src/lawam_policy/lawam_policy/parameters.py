@@ -3,9 +3,11 @@
 In the manner of ros2_control's generate_parameter_library (not on PyPI), but derived from the runtime's
 dataclasses: a field made with :func:`setting` carries its parameter's description and bounds in its
 metadata, so the dataclass default *is* the parameter default. The nodes declare exactly the lists built
-here (``nodes.common.declare_parameters``), the bridges' YAML files hold only what differs from them, and
-``docs/parameters.md`` is generated from them (``python tools/gen_parameters.py``; a test keeps it current).
-ROS-free and torch-free.
+here (``nodes.common.declare_parameters``), the ``config/*.yaml`` files hold only what differs from them,
+and ``docs/parameters.md`` is generated from them (``python tools/gen_parameters.py``; a test keeps it
+current). Nodes of the other workspace packages (twins, recorder, teleop, demo monitor) keep their lists in
+their own ROS-free settings modules, and command-line tools (``finetune``) their settings dataclass; NODES and
+TOOLS name them, imported only when asked. ROS-free and torch-free.
 
 Bounds are checked by :meth:`Param.check` (one-line ValueError naming the parameter) both when a node
 declares its parameters and in the dataclasses' own ``validate`` (:func:`check_fields`), so a value the
@@ -13,7 +15,9 @@ runtime refuses is refused at the same line by the node.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -78,13 +82,21 @@ def _type_name(value) -> str:
 
 
 def setting(default, description: str, *, name: str | None = None, min: float | None = None,
-            max: float | None = None, above: float | None = None, choices: tuple | None = None):
+            max: float | None = None, above: float | None = None, choices: tuple | None = None,
+            per_instance: bool = False):
     """A dataclass field that is also a ROS parameter (`name`: the parameter's name when it differs from the
-    field's). Lists are stored as tuples (dataclass defaults must be immutable)."""
+    field's). Lists are stored as tuples (dataclass defaults must be immutable); with `per_instance` a list or
+    dict default is instead copied into each instance (settings that are not ROS parameters, e.g. finetune's)."""
+    meta = {_META: dict(description=description, name=name, min=min, max=max, above=above, choices=choices)}
+    if per_instance and isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     if isinstance(default, list):
         default = tuple(default)
-    meta = {_META: dict(description=description, name=name, min=min, max=max, above=above, choices=choices)}
     return dataclasses.field(default=default, metadata=meta)
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _settings(cls):
@@ -92,7 +104,7 @@ def _settings(cls):
     for f in dataclasses.fields(cls):
         meta = f.metadata.get(_META)
         if meta is not None:
-            default = f.default
+            default = _default(f)
             yield f, Param(meta["name"] or f.name, list(default) if isinstance(default, tuple) else default,
                            meta["description"], meta["min"], meta["max"], meta["above"], meta["choices"])
 
@@ -249,12 +261,39 @@ def quanta_bridge_params() -> list[Param]:
     return bridge_params("quanta_x1") + params_of(QuantaGripperSettings)
 
 
+def _elsewhere(module: str, function: str):
+    """`module.function` of another workspace package, imported only when called (this package does not
+    depend on the packages whose nodes it lists)."""
+    def make() -> list[Param]:
+        return getattr(importlib.import_module(module), function)()
+    make.__name__ = function
+    return make
+
+
 # node (as launched) -> its parameters; the reference and the YAML checks go through this.
 NODES = {
     "policy_node": policy_params,
     "franka_bridge": franka_bridge_params,
     "quanta_bridge": quanta_bridge_params,
+    "franka_twin": _elsewhere("lawam_sim.twin_settings", "franka_twin_params"),
+    "quanta_twin": _elsewhere("lawam_sim.twin_settings", "quanta_twin_params"),
+    "lawam_recorder": _elsewhere("lawam_training.node_settings", "recorder_params"),
+    "lawam_teleop": _elsewhere("lawam_training.node_settings", "teleop_params"),
+    "demo_monitor": _elsewhere("lawam_bringup.monitor_settings", "demo_monitor_params"),
 }
+
+# command-line tool -> (module, dataclass) of its settings (YAML keys / options, not ROS parameters).
+TOOLS = {
+    "finetune": ("lawam_training.finetune", "FinetuneSettings"),
+}
+
+
+def tool_settings(tool: str) -> list[tuple[Param, str]]:
+    """(Param, Python type as annotated) of each :func:`setting` field of command-line tool `tool`'s settings
+    dataclass (a key of TOOLS), in field order."""
+    module, name = TOOLS[tool]
+    cls = getattr(importlib.import_module(module), name)
+    return [(p, str(f.type)) for f, p in _settings(cls)]
 
 
 def by_name(params: Iterable[Param]) -> dict[str, Param]:
@@ -287,18 +326,32 @@ def node_values(node: str, param_files=()) -> dict:
     return values
 
 
+def _cell(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def reference_markdown() -> str:
-    """docs/parameters.md: every parameter of every node above (type, default, description, bounds)."""
-    lines = ["# Node parameters", "",
-             "Generated from the declarations in `lawam_policy/parameters.py` (and the runtime dataclasses it",
-             "reads); do not edit: run `python tools/gen_parameters.py`. The `config/*.yaml` files hold only what",
+    """docs/parameters.md: every parameter of every node in NODES and every setting of every tool in TOOLS
+    (type, default, bounds, description)."""
+    lines = ["# Node parameters and tool settings", "",
+             "Generated from the declarations in `lawam_policy/parameters.py` (and the dataclasses it reads);",
+             "do not edit: run `python tools/gen_parameters.py`. The `config/*.yaml` files hold only what",
              "differs from these defaults.", ""]
     for node, make in NODES.items():
         lines += [f"## {node}", "", "| parameter | type | default | bounds | description |", "|---|---|---|---|---|"]
         for p in make():
-            default = repr(p.default) if isinstance(p.default, str) else str(p.default).lower() \
-                if isinstance(p.default, bool) else str(p.default)
-            lines.append(f"| `{p.name}` | {p.type_name} | `{default}` | {p.bounds_text()} | "
+            lines.append(f"| `{p.name}` | {p.type_name} | `{_cell(p.default)}` | {p.bounds_text()} | "
                          f"{p.description.replace('|', '/')} |")
+        lines.append("")
+    for tool in TOOLS:
+        lines += [f"## {tool} (settings: YAML keys of `--config`)", "",
+                  "| setting | type | default | bounds | description |", "|---|---|---|---|---|"]
+        for p, type_name in tool_settings(tool):
+            lines.append(f"| `{p.name}` | {type_name.replace('|', 'or')} | `{_cell(p.default)}` | "
+                         f"{p.bounds_text()} | {p.description.replace('|', '/')} |")
         lines.append("")
     return "\n".join(lines)

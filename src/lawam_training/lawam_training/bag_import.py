@@ -514,7 +514,7 @@ def build_parser():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bags", nargs="+", help="rosbag2 bag directories (or .mcap / .db3 files)")
     ap.add_argument("--output", "-o", required=True, help="dataset directory to create")
-    ap.add_argument("--config", help="YAML topic mapping (see config/recorder.yaml keys)")
+    ap.add_argument("--config", help="YAML topic mapping (keys: lawam_training.topics.load_yaml_mapping)")
     ap.add_argument("--fps", type=int, help="dataset frame rate = control rate (default 15)")
     ap.add_argument("--embodiment", help="franka_panda (default) or quanta_x1")
     ap.add_argument("--action-layout", help="embodiment name or comma-separated feature names")

@@ -8,7 +8,7 @@ With --checkpoint the default is stage 2 (policy post-training, lr 5e-5). Withou
 weights are trained stage 1 (latent action model / LaWM), then stage 2, on the given data. --video DIR adds
 action-free video (a folder of video files or a camera-only LeRobot dataset; pairs T = 0.4 s apart, see
 video_data.py) to stage 1 only, without the auxiliary state loss; the robot data keep their T.
-Settings: code defaults (FinetuneSettings, documented in config/finetune.yaml) < --config FILE < options.
+Settings: code defaults (FinetuneSettings; listed in docs/parameters.md) < --config FILE < options.
 
 The output directory ends up a `LaWAMPolicy.from_pretrained` checkpoint (normalisation statistics, action
 layouts, T and camera roles in lawam_config.json), with `checkpoints/` (periodic, for --resume),
@@ -26,8 +26,10 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from lawam_policy.parameters import check_fields, setting
 
 from .train_options import TrainOptions
 
@@ -45,39 +47,64 @@ _TRAIN = TrainOptions()
 
 @dataclass
 class FinetuneSettings:
-    """Every finetune setting; the YAML keys of --config are these field names."""
-    datasets: list = field(default_factory=list)
-    videos: list = field(default_factory=list)  # action-free video sources, stage 1 only (video_data.py)
-    video_horizon_s: float = 0.4  # T of the video pairs (the robot data keep their own T)
-    output: str | None = None
-    checkpoint: str | None = None
-    preset: str | None = None  # None: the checkpoint's preset, else "tiny"
-    stage: str = "auto"  # auto: 2 with a checkpoint, both without; or 1, 2, both
-    steps: int = _TRAIN.steps  # optimiser steps of stage 2 (of stage 1 when stage is 1)
-    stage1_steps: int | None = None  # stage-1 steps when both stages run (None: = steps)
-    horizon_s: float | None = None  # T; None: the checkpoint's, else the preset's (1.2 s)
-    cameras: list | None = None  # camera order (first = primary); None: the dataset's order
-    action_layout: str | None = None  # embodiment name to insist on; None: from the dataset's feature names
-    batch_size: int = _TRAIN.batch_size
-    grad_accum: int = _TRAIN.grad_accum
-    lr: float | None = None  # one rate for every trained module; None: see post_training_lr / model rates
-    post_training_lr: float = 5e-5  # lr with --checkpoint when lr is None
-    weight_decay: float = _TRAIN.weight_decay
-    warmup_steps: int = _TRAIN.warmup_steps
-    min_lr_ratio: float = _TRAIN.min_lr_ratio
-    max_grad_norm: float | None = _TRAIN.max_grad_norm
-    precision: str = _TRAIN.precision
-    seed: int = _TRAIN.seed
-    val_fraction: float = 0.1  # share of each dataset's episodes held out for validation loss
-    val_every: int = _TRAIN.val_every
-    val_batches: int = _TRAIN.val_batches
-    checkpoint_every: int = _TRAIN.checkpoint_every
-    keep_checkpoints: int = _TRAIN.keep_checkpoints
-    log_every: int = _TRAIN.log_every
-    num_workers: int = _TRAIN.num_workers
-    distributed: str = _TRAIN.distributed
-    progress: bool = _TRAIN.progress
-    model: dict = field(default_factory=dict)  # LaWAMConfig overrides for a new model (e.g. qwen3vl_path)
+    """Every finetune setting (one home: each field's default, description and bounds; the reference in
+    docs/parameters.md is generated from them). The YAML keys of --config are these field names."""
+    # --- what to train
+    datasets: list = setting([], "LeRobot dataset directories (--dataset DIR, repeatable); rates may differ",
+                             per_instance=True)
+    output: str | None = setting(None, "output directory: new or empty, unless --resume")
+    checkpoint: str | None = setting(None, "LaWAM checkpoint to post-train; null: train the preset from "
+                                           "untrained weights")
+    preset: str | None = setting(None, "tiny or paper; null: the checkpoint's preset, else tiny. Must match the "
+                                       "checkpoint's")
+    stage: str = setting("auto", "auto: 2 with a checkpoint, both (stage 1 then stage 2) without; or 1, 2, both")
+    steps: int = setting(_TRAIN.steps, "optimiser steps of stage 2 (of stage 1 when stage is 1)", min=1)
+    stage1_steps: int | None = setting(None, "stage-1 steps when both stages run; null: same as steps")
+    # --- data
+    horizon_s: float | None = setting(None, "chunk horizon T (s); null: the checkpoint's, else the preset's "
+                                            "(1.2 s)")
+    cameras: list | None = setting(None, "camera order, primary first (e.g. [primary, wrist]); null: the "
+                                         "dataset's order")
+    action_layout: str | None = setting(None, "embodiment the data must have (franka_panda, quanta_x1); null: "
+                                              "from the dataset's feature names")
+    videos: list = setting([], "action-free video for stage 1 only (--video DIR, repeatable): a folder of video "
+                               "files (mp4, mov, avi, mkv, webm, m4v) or a camera-only LeRobot dataset; its "
+                               "auxiliary state loss is masked. Whole video and robot batches are shuffled "
+                               "together, so each source's share of stage-1 batches follows its number of pairs",
+                           per_instance=True)
+    video_horizon_s: float = setting(0.4, "T of the video frame pairs (s), at each video's own fps; the robot "
+                                          "data keep horizon_s", above=0.0)
+    val_fraction: float = setting(0.1, "share of each dataset's episodes held out for the validation loss "
+                                       "(0: none)", min=0.0, max=1.0)
+    # --- optimisation (AdamW, linear warm-up then cosine decay)
+    batch_size: int = setting(_TRAIN.batch_size, "samples per micro-batch and process; global batch = "
+                                                 "batch_size x grad_accum x processes", min=1)
+    grad_accum: int = setting(_TRAIN.grad_accum, "micro-batches per optimiser step", min=1)
+    lr: float | None = setting(None, "one rate for all trained modules; null: with a checkpoint "
+                                     "post_training_lr, without one the model's rates (action expert 1e-4, "
+                                     "other modules 1e-5)", above=0.0)
+    post_training_lr: float = setting(5e-5, "rate with a checkpoint when lr is null", above=0.0)
+    weight_decay: float = setting(_TRAIN.weight_decay, "AdamW weight decay", min=0.0)
+    warmup_steps: int = setting(_TRAIN.warmup_steps, "linear warm-up steps", min=0)
+    min_lr_ratio: float = setting(_TRAIN.min_lr_ratio, "the cosine ends at lr x min_lr_ratio", min=0.0)
+    max_grad_norm: float | None = setting(_TRAIN.max_grad_norm, "gradient clipping norm; null: off", min=0.0)
+    precision: str = setting(_TRAIN.precision, "auto: bf16 autocast on GPU, fp32 on CPU; or fp32, bf16",
+                             choices=("auto", "fp32", "bf16"))
+    seed: int = setting(_TRAIN.seed, "data order and loss noise; same seed + same global batch = same run")
+    # --- bookkeeping
+    log_every: int = setting(_TRAIN.log_every, "steps between logged losses and samples/s (progress bar, "
+                                               "TensorBoard)", min=1)
+    val_every: int = setting(_TRAIN.val_every, "steps between validation losses (and at the end)", min=1)
+    val_batches: int = setting(_TRAIN.val_batches, "validation batches per evaluation", min=1)
+    checkpoint_every: int = setting(_TRAIN.checkpoint_every, "steps between checkpoints in OUTPUT/checkpoints "
+                                                             "(and at the end of each stage)", min=1)
+    keep_checkpoints: int = setting(_TRAIN.keep_checkpoints, "newest checkpoints kept per stage (0: all)", min=0)
+    num_workers: int = setting(_TRAIN.num_workers, "DataLoader worker processes (video decoding)", min=0)
+    distributed: str = setting(_TRAIN.distributed, "under torchrun: auto = FSDP for the paper preset, DDP "
+                                                   "otherwise; or ddp, fsdp", choices=("auto", "ddp", "fsdp"))
+    progress: bool = setting(_TRAIN.progress, "tqdm progress bar (false: one log line per log_every steps)")
+    model: dict = setting({}, "LaWAMConfig overrides for a new model, e.g. {qwen3vl_path: /models/Qwen3-VL-2B, "
+                              "dinov3_path: /models/dinov3-vitb16}; ignored with a checkpoint", per_instance=True)
 
 
 TRAIN_FIELDS = ("batch_size", "grad_accum", "weight_decay", "warmup_steps", "min_lr_ratio", "max_grad_norm",
@@ -153,6 +180,10 @@ def parse_args(argv=None) -> tuple[FinetuneSettings, argparse.Namespace]:
         settings = FinetuneSettings(**values)
     except TypeError as e:
         raise FinetuneError(f"bad settings: {e}") from None
+    try:
+        check_fields(settings)  # the bounds the reference lists; one line naming the setting
+    except ValueError as e:
+        raise FinetuneError(str(e)) from None
     return settings, args
 
 

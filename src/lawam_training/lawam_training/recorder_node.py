@@ -39,13 +39,14 @@ from lawam_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from lawam_policy.embodiments import FRANKA_HAND_MAX_WIDTH_M
+from lawam_policy.nodes.common import declare_parameters
 from lawam_policy.runtime.stamps import ns_to_seconds, stamp_to_ns
 
 from .conversions import ConversionError, chunk_first_step, gripper_from_joint_state, image_to_rgb, pose_to_vec
-from .episode_store import DEFAULT_VCODEC, DatasetError, EpisodeStore, make_features
+from .episode_store import DatasetError, EpisodeStore, make_features
 from .gaps import LiveGapMonitor, MaxAge
-from .topics import COMMAND_TOPIC, TASK_TOPIC, make_config
+from .node_settings import recorder_params
+from .topics import make_config
 
 _SPLIT = "split"  # writer queue marker: the frames after it form a new episode (a stream gap lies between)
 
@@ -61,29 +62,23 @@ class _Episode:
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("lawam_recorder", **kwargs)
-        p = self.declare_parameter
-        self.output = p("output", "").value
-        self.fps = int(p("fps", 15).value)
-        embodiment = p("embodiment", "franka_panda").value
-        layout_spec = p("action_layout", "").value
-        cameras = list(p("cameras", [""]).value)
-        poses = list(p("pose_topics", [""]).value)
-        grippers = list(p("gripper_topics", [""]).value)
-        self.cfg = make_config(embodiment, layout_spec or None, [c for c in cameras if c] or None,
-                               [c for c in poses if c] or None,
+        # One home: lawam_training/node_settings.py (type, default, description, bounds of each parameter).
+        v = declare_parameters(self, recorder_params())
+        self.output = v["output"]
+        self.fps = int(v["fps"])
+        grippers = list(v["gripper_topics"])
+        self.cfg = make_config(v["embodiment"], v["action_layout"] or None, [c for c in v["cameras"] if c] or None,
+                               [c for c in v["pose_topics"] if c] or None,
                                None if grippers == [""] else [g for g in grippers if g and g != "none"],
-                               p("command_topic", COMMAND_TOPIC).value,
-                               p("task_topic", TASK_TOPIC).value, p("gripper_max_width", FRANKA_HAND_MAX_WIDTH_M).value)
-        h, w = int(p("image_height", 0).value), int(p("image_width", 0).value)
+                               v["command_topic"], v["task_topic"], v["gripper_max_width"])
+        h, w = int(v["image_height"]), int(v["image_width"])
         self.image_size = (h, w) if h > 0 and w > 0 else None
-        self.task = p("task", "").value
-        self.vcodec = p("vcodec", DEFAULT_VCODEC).value
-        self.queue_size = int(p("queue_size", 120).value)
-        max_age = [a for a in p("max_message_age", [""]).value if a]
+        self.task = v["task"]
+        self.vcodec = v["vcodec"]
+        self.queue_size = int(v["queue_size"])
+        max_age = [a for a in v["max_message_age"] if a]
         if not self.output:
             raise ValueError("parameter 'output' (dataset directory) is required")
-        if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
         self.layout = self.cfg.layout
         roles = {t: f"camera {n}" for n, t in self.cfg.cameras.items()}
         roles.update({t: f"pose of arm {a}" for a, t in self.cfg.poses.items()})
@@ -123,7 +118,7 @@ class RecorderNode(Node):
         # machine is busy the executor may not take them for a while, and a short best-effort queue would
         # silently overwrite them.
         sensor = qos_profile_sensor_data
-        image_qos = QoSProfile(depth=int(p("image_queue_depth", 30).value),
+        image_qos = QoSProfile(depth=int(v["image_queue_depth"]),
                                reliability=ReliabilityPolicy.BEST_EFFORT)
         cams = list(self.cfg.cameras.items())
         self._primary = cams[0][0]

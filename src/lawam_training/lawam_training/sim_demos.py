@@ -1,11 +1,11 @@
 """Scripted-expert demonstrations from a MuJoCo twin scene, recorded ROS-free into a LeRobot v3.0 dataset.
 
-The scene, physics rate, workspace box, cameras and image size are the twin node's (config/<twin>.yaml), so
-the frames are the ones the policy node receives from the twin. Per frame (at ``fps``, which must divide the
-expert's control rate): one image per camera of the system (``TWINS``: the twin's scene cameras in the
-system's camera-role order, primary first), the measured EEF state of every arm and the expert's commanded
-EEF targets, taken at the same instant (the command issued when the image was taken, as the recorder pairs
-the latest teleop command with a frame).
+The scene, physics rate, workspace box, cameras and image size are the twin node's (its declared defaults
+and config/<twin>.yaml), so the frames are the ones the policy node receives from the twin. Per frame (at
+``fps``, which must divide the expert's control rate): one image per camera of the system (``TWINS``: the
+twin's scene cameras in the system's camera-role order, primary first), the measured EEF state of every arm
+and the expert's commanded EEF targets, taken at the same instant (the command issued when the image was
+taken, as the recorder pairs the latest teleop command with a frame).
 
 DART-style noise (Laskey et al. 2017): with ``dart_sigma_m > 0`` the *executed* target is the expert's target
 plus a slowly varying (Ornstein-Uhlenbeck) position offset, while the *recorded* action stays the expert's
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 # scene -> (twin node, embodiment, camera(s) in the scene, dataset camera role(s)). One camera: two names;
 # several: two tuples of equal length in the order of the system's camera roles (lawam_bringup.systems), the
@@ -49,15 +48,17 @@ def twin_cameras(scene_name: str) -> list[tuple[str, str]]:
 @dataclass
 class TwinSettings:
     physics_hz: float
-    workspace: tuple
+    workspace: tuple | None  # None: the scene's own box
     image_size: tuple  # (height, width)
 
 
 def twin_settings(config_dir: Path, twin: str) -> TwinSettings:
-    """The twin node's physics rate, workspace box and camera size from its parameter file."""
-    p = yaml.safe_load((Path(config_dir) / f"{twin}.yaml").read_text())[twin]["ros__parameters"]
-    return TwinSettings(float(p.get("physics_hz", 500.0)), (list(p["workspace_min"]), list(p["workspace_max"])),
-                        (int(p.get("image_height", 224)), int(p.get("image_width", 224))))
+    """The twin node's physics rate, workspace box (None: the scene's own) and camera size: its declared
+    defaults (lawam_sim.twin_settings) with its parameter file applied, as the node runs."""
+    from lawam_policy.parameters import node_values
+    from lawam_sim.twin_settings import workspace_box
+    p = node_values(twin, [Path(config_dir) / f"{twin}.yaml"])
+    return TwinSettings(float(p["physics_hz"]), workspace_box(p), (int(p["image_height"]), int(p["image_width"])))
 
 
 def training_seeds(n: int, first: int = 1) -> list[int]:

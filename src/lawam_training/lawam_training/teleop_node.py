@@ -28,8 +28,11 @@ from geometry_msgs.msg import Pose, PoseStamped
 from lawam_msgs.msg import ActionChunk, ArmTrajectory
 from std_msgs.msg import String
 
+from lawam_policy.nodes.common import declare_parameters
+
 from .conversions import ConversionError, pose_to_vec
-from .topics import COMMAND_TOPIC, DEFAULTS, parse_layout, parse_pairs
+from .node_settings import teleop_params
+from .topics import DEFAULTS, parse_layout, parse_pairs
 
 # key -> (axis, sign); axes 0..2 translation x, y, z; 3..5 rotation about base x, y, z
 KEYMAP = {"w": (0, 1), "s": (0, -1), "a": (1, 1), "d": (1, -1), "r": (2, 1), "f": (2, -1),
@@ -99,25 +102,24 @@ class TeleopTargets:
 class TeleopNode(Node):
     def __init__(self, **kwargs):
         super().__init__("lawam_teleop", **kwargs)
-        p = self.declare_parameter
-        embodiment = p("embodiment", "franka_panda").value
-        self.layout = parse_layout(p("action_layout", "").value or None, embodiment)
-        poses = [x for x in p("pose_topics", [""]).value if x]
+        # One home: lawam_training/node_settings.py (type, default, description, bounds of each parameter).
+        v = declare_parameters(self, teleop_params())
+        self.layout = parse_layout(v["action_layout"] or None, v["embodiment"])
+        poses = [x for x in v["pose_topics"] if x]
         self.pose_topics = parse_pairs(poses, "pose") if poses else dict(DEFAULTS[self.layout.embodiment]["poses"])
         if set(self.pose_topics) != set(self.layout.arms):
             raise ValueError(f"pose topics for arms {sorted(self.pose_topics)}, layout has {list(self.layout.arms)}")
-        self.rate = float(p("control_rate_hz", 15.0).value)
-        self.frame_id = p("frame_id", "base").value
-        self.input = p("input", "auto").value  # auto | keyboard | spacemouse | topic
-        self.linear_speed = float(p("linear_speed", 0.10).value)   # m/s (SpaceMouse full deflection)
-        self.angular_speed = float(p("angular_speed", 0.6).value)  # rad/s
-        self.targets = TeleopTargets(self.layout.arms, float(p("linear_step", 0.01).value),
-                                     float(p("angular_step", 0.05).value))
+        self.rate = float(v["control_rate_hz"])
+        self.frame_id = v["frame_id"]
+        self.input = v["input"]
+        self.linear_speed = float(v["linear_speed"])   # m/s (SpaceMouse full deflection)
+        self.angular_speed = float(v["angular_speed"])  # rad/s
+        self.targets = TeleopTargets(self.layout.arms, float(v["linear_step"]), float(v["angular_step"]))
         self._measured: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._quit = threading.Event()
         self._chunk_id = 0
-        self.pub = self.create_publisher(ActionChunk, p("command_topic", COMMAND_TOPIC).value,
+        self.pub = self.create_publisher(ActionChunk, v["command_topic"],
                                          QoSProfile(depth=10))
         for arm, topic in self.pose_topics.items():
             self.create_subscription(PoseStamped, topic, lambda m, a=arm: self._on_pose(a, m),

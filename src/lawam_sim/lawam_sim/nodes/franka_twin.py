@@ -1,4 +1,5 @@
-"""franka_twin: the MuJoCo Franka Panda behind the Franka bridge's topic contract (see config/franka_twin.yaml).
+"""franka_twin: the MuJoCo Franka Panda behind the Franka bridge's topic contract (parameters:
+lawam_sim/twin_settings.py).
 
 In:  PoseStamped targets (frame panda_link0) on ``pose_target_topic``; gripper width (m, 0..0.08) on
      ``gripper_width_topic``.
@@ -12,36 +13,30 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 
-from lawam_policy.embodiments import get_embodiment
 from lawam_sim.nodes.twin_node import BEST_EFFORT, IMAGES, RELIABLE, TwinNode, run
 from lawam_sim.scenes.franka import ARM_JOINTS, MAX_WIDTH
+from lawam_sim.twin_settings import franka_twin_params
 
 
 class FrankaTwin(TwinNode):
     embodiment = "franka_panda"
-    default_scene = "franka_pick_place"
+    declared_params = staticmethod(franka_twin_params)
 
     def __init__(self):
         super().__init__("franka_twin")
 
     def _setup_io(self) -> None:
-        P = self.declare_parameter
-        e = get_embodiment(self.embodiment)  # the contract topics (franka_ros2 names) from the registry
-        self.create_subscription(PoseStamped, P("pose_target_topic", e.target_topics[0]).value,
-                                 lambda m: self._pose_target("arm", m), BEST_EFFORT)
-        self.create_subscription(Float64, P("gripper_width_topic", e.gripper_command_topics[0]).value,
-                                 self._on_width, RELIABLE)
-        self.pose_pub = self.create_publisher(
-            PoseStamped, P("current_pose_topic", e.measured_pose_topics[0]).value, BEST_EFFORT)
-        self.js_pub = self.create_publisher(JointState, P("joint_states_topic", "/joint_states").value, RELIABLE)
-        self.finger_pub = self.create_publisher(
-            JointState, P("finger_joint_states_topic", e.gripper_state_topics["arm"]).value, RELIABLE)
-        self.arm_id = P("arm_id", "panda").value
-        self.camera_pubs.append(("front", self.create_publisher(
-            Image, P("camera_topic", e.camera_topic("primary")).value, IMAGES)))
-        if P("wrist_camera", False).value:
-            self.camera_pubs.append(("handcam_rgb", self.create_publisher(
-                Image, P("wrist_camera_topic", e.camera_topic("wrist")).value, IMAGES)))
+        v = self.params
+        self.create_subscription(PoseStamped, v["pose_target_topic"], lambda m: self._pose_target("arm", m),
+                                 BEST_EFFORT)
+        self.create_subscription(Float64, v["gripper_width_topic"], self._on_width, RELIABLE)
+        self.pose_pub = self.create_publisher(PoseStamped, v["current_pose_topic"], BEST_EFFORT)
+        self.js_pub = self.create_publisher(JointState, v["joint_states_topic"], RELIABLE)
+        self.finger_pub = self.create_publisher(JointState, v["finger_joint_states_topic"], RELIABLE)
+        self.arm_id = v["arm_id"]
+        self.camera_pubs.append(("front", self.create_publisher(Image, v["camera_topic"], IMAGES)))
+        if v["wrist_camera"]:
+            self.camera_pubs.append(("handcam_rgb", self.create_publisher(Image, v["wrist_camera_topic"], IMAGES)))
 
     def _on_width(self, msg: Float64) -> None:
         # width (m) 0..0.08 -> opening 0..1 (the scene clips to the hand's range)

@@ -37,12 +37,14 @@ from std_msgs.msg import Bool, String
 from builtin_interfaces.msg import Time as TimeMsg
 
 from lawam_policy import topics
+from lawam_policy.nodes.common import declare_parameters
 from lawam_policy.nodes.main import main_for
 from lawam_policy.runtime import stamps
 from lawam_sim.experts import make_expert
 from lawam_sim.rendering import CameraRig
 from lawam_sim.scenes import make_scene
 from lawam_sim.seeds import EvalSeedCycler
+from lawam_sim.twin_settings import workspace_box
 
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -67,32 +69,32 @@ def pose_from_msg(p: Pose) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TwinNode(Node):
-    """Subclasses set ``embodiment``, ``default_scene``, declare their topics in ``_setup_io`` and publish
-    their robot-specific state in ``_publish_state``."""
+    """Subclasses set ``embodiment`` and ``declared_params`` (their list in lawam_sim.twin_settings), create
+    their topics in ``_setup_io`` (values in ``self.params``) and publish their robot-specific state in
+    ``_publish_state``."""
 
     embodiment = ""
-    default_scene = ""
+    declared_params = staticmethod(lambda: [])
 
     def __init__(self, name: str):
         super().__init__(name)
-        P = self.declare_parameter
-        self.scene_name = P("scene", self.default_scene).value
-        physics_hz = float(P("physics_hz", 500.0).value)
-        self.rtf = float(P("real_time_factor", 1.0).value)
-        self.state_rate = float(P("state_rate_hz", 250.0).value)
-        self.camera_rate = float(P("camera_rate_hz", 15.0).value)
-        w, h = int(P("image_width", 224).value), int(P("image_height", 224).value)
-        self.publish_clock = bool(P("publish_clock", True).value)
-        self.expert_on = bool(P("expert", False).value)
-        self.expert_direct = bool(P("expert_apply_directly", True).value)
-        self.teleop_topic = P("teleop_topic", topics.TELEOP_COMMAND_TOPIC).value
-        self.success_topic = P("success_topic", "/lawam_sim/success").value
-        initial_seed = int(P("seed", -1).value)
-        initial_task = P("task", "").value
-        task_topic = P("task_topic", topics.TASK_TOPIC).value
-        ws_lo = P("workspace_min", [0.0]).value
-        ws_hi = P("workspace_max", [0.0]).value
-        workspace = (list(ws_lo), list(ws_hi)) if len(ws_lo) == 3 and len(ws_hi) == 3 else None
+        # One home: lawam_sim/twin_settings.py (type, default, description, bounds of each parameter).
+        v = self.params = declare_parameters(self, self.declared_params())
+        self.scene_name = v["scene"]
+        physics_hz = float(v["physics_hz"])
+        self.rtf = float(v["real_time_factor"])
+        self.state_rate = float(v["state_rate_hz"])
+        self.camera_rate = float(v["camera_rate_hz"])
+        w, h = int(v["image_width"]), int(v["image_height"])
+        self.publish_clock = bool(v["publish_clock"])
+        self.expert_on = bool(v["expert"])
+        self.expert_direct = bool(v["expert_apply_directly"])
+        self.teleop_topic = v["teleop_topic"]
+        self.success_topic = v["success_topic"]
+        initial_seed = int(v["seed"])
+        initial_task = v["task"]
+        task_topic = v["task_topic"]
+        workspace = workspace_box(v)
 
         self.scene = make_scene(self.scene_name, physics_hz=physics_hz, workspace=workspace)
         self.rig = CameraRig(self.scene.model, w, h)

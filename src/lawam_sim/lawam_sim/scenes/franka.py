@@ -57,7 +57,7 @@ class FrankaScene(Scene):
     frame_id = "panda_link0"
     base_body = "link0"
     cameras = ("front", "handcam_rgb")  # handcam_rgb: the wrist camera gym-hil mounts on the hand
-    # Outer guard box (base frame, m): a superset of the bridge's safety box (config/franka_twin.yaml).
+    # Outer guard box (base frame, m): a superset of the bridge's safety box; the twin's default workspace.
     default_workspace = ((0.1, -0.65, -0.02), (0.9, 0.65, 0.85))
     tcp_site = "pinch"
 
