@@ -29,12 +29,16 @@ PKG = ROOT / "src" / "lawam_policy"
 sys.path[:0] = [str(PKG), str(ROOT / "test"), str(ROOT / "test" / "support")]
 
 from fake_predictor import FakePredictor  # noqa: E402
+from lawam_policy import topics  # noqa: E402
 from lawam_policy.action_layout import get_layout  # noqa: E402
+from lawam_policy.embodiments import get_embodiment  # noqa: E402
 from lawam_policy.runtime.bridge_core import BridgeConfig, BridgeCore  # noqa: E402
 from lawam_policy.runtime.chunk import Chunk  # noqa: E402
 from lawam_policy.runtime import stamps as ros_stamps  # noqa: E402
 from lawam_policy.runtime.safety import SafetyLimits  # noqa: E402
 from ros_isolation import next_domain_id  # noqa: E402
+
+FRANKA = get_embodiment("franka_panda")
 
 
 def pct(x, q):
@@ -162,7 +166,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 rclpy.init()
 node = rclpy.create_node("bench_camera")
-pub = node.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
+pub = node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
 h, w = 480, 640
 data = bytes(h * w * 3)
 def tick():
@@ -195,7 +199,7 @@ def bench_live(args, use_model: bool):
     start_dist = "100.0" if use_model else "0.15"
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True) for c in (
-        [py, "-c", CAMERA],
+        [py, "-c", CAMERA.replace("TOPIC", repr(FRANKA.primary_camera_topic))],
         # the fake model: the test-support executable (the product node has no switch for it)
         [py, *(["-m", "lawam_policy.nodes.policy_node"] if use_model else [str(ROOT / "test" / "support" /
                                                                                 "fake_policy_node.py")]),
@@ -217,16 +221,16 @@ def bench_live(args, use_model: bool):
         if np.isfinite(v) and (not latencies or latencies[-1][0] != msg.chunks_received):
             latencies.append((msg.chunks_received, v))
 
-    node.create_subscription(PoseStamped, "/cartesian_impedance_example_controller/equilibrium_pose", on_cmd, 1000)
-    node.create_subscription(BridgeStatus, "/lawam/bridge_status", on_status, 10)
+    node.create_subscription(PoseStamped, FRANKA.target_topics[0], on_cmd, 1000)
+    node.create_subscription(BridgeStatus, topics.BRIDGE_STATUS_TOPIC, on_status, 10)
     chunk_age = []  # camera stamp -> chunk received here (policy side + one DDS hop)
 
     def on_chunk(msg):
         now = ros_stamps.ns_to_seconds(node.get_clock().now().nanoseconds)
         chunk_age.append(1e3 * (now - ros_stamps.stamp_to_seconds(msg.header.stamp)))
 
-    node.create_subscription(ActionChunk, "/lawam/action_chunk", on_chunk, 10)
-    measured = node.create_publisher(PoseStamped, "/franka_robot_state_broadcaster/current_pose",
+    node.create_subscription(ActionChunk, topics.CHUNK_TOPIC, on_chunk, 10)
+    measured = node.create_publisher(PoseStamped, FRANKA.measured_pose_topics[0],
                                      qos_profile_sensor_data)
     pose = PoseStamped()
     fill_pose(pose.pose, [0.5, 0.0, 0.4], [1.0, 0.0, 0.0, 0.0])
