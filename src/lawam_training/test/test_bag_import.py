@@ -13,7 +13,7 @@ from lawam_training.video_decode import PyAVLeRobotDataset  # noqa: E402
 
 
 def cam_value(t, cam_hz=30.0, cam=0):
-    """Fill value of the latest camera frame at or before t (see lawam_training.testing)."""
+    """Fill value of the latest camera frame at or before t (see test/support/demo_data.py)."""
     return (8 * int(np.floor(t * cam_hz + 1e-6))) % 240 + cam
 
 
