@@ -436,8 +436,9 @@ class RecorderNode(Node):
             return res
 
     def _publish_status(self):
+        # writer_error: this episode can no longer be written (stop will discard it); null while all is well
         status = dict(self._counters, recording=self._recording is not None,
-                      queued=self._queue.qsize() if self._queue is not None else 0)
+                      queued=self._queue.qsize() if self._queue is not None else 0, writer_error=self._writer_error)
         self._status_pub.publish(String(data=json.dumps(status)))
 
     def shutdown(self):

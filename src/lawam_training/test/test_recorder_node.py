@@ -176,11 +176,14 @@ def test_unwritable_frame_loses_only_that_episode(harness):
     h.wait_frames(3)
     odd = h.node.create_publisher(Image, "/cam_b", 10)  # the wrist camera suddenly changes resolution
     wait_for(lambda: odd.get_subscription_count() > 0, what="the recorder to see the new publisher")
-    # the odd images race the regular ones of that camera: send them at 100 Hz for a second, so that the
-    # recorder certainly samples some into frames
-    for _ in range(100):
+    # the odd images race the regular ones of that camera: send them until the recorder has sampled one into a
+    # frame and its writer refused it (reported in the status), however loaded the machine
+    deadline = time.monotonic() + 60
+    while not h.status.get("writer_error"):
+        assert time.monotonic() < deadline, "the recorder never sampled an odd image into a frame"
         odd.publish(Image(height=10, width=10, encoding="rgb8", step=30, data=bytes(300)))
         time.sleep(0.01)
+    assert "could not be written" in h.status["writer_error"]
     r = h.call("stop")
     assert not r.success and "could not be written" in r.message and "episode discarded" in r.message
     ds = PyAVLeRobotDataset("local/x", root=h.output)
