@@ -516,8 +516,10 @@ def render_report(rep: dict) -> str:
         key = "1" if st == "stage1" else "2"
         sps = pl.get("s_per_step", {}).get(key) or pl.get("s_per_step", {}).get(int(key))
         bs = rep["settings"]["batch_size"]
+        achieved = (ph.get("steps") or 0) * bs / ph["wall_s"] if ph.get("wall_s") else None
         lines.append(f"- {st}: {ph.get('steps')} steps in {ph.get('wall_s', 0) / 60:.1f} min"
-                     + (f" ({bs / sps:.1f} samples/s planned)" if sps else ""))
+                     + (f", {achieved:.1f} samples/s" if achieved else "")
+                     + (f" ({bs / sps:.1f} samples/s planned by the timing probe)" if sps else ""))
     lat = p.get("stage1", {}).get("latent")
     if lat:
         lines += ["", "## Latent action (held-out clips)", "",

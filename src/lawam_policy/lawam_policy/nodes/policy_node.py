@@ -168,7 +168,7 @@ class PolicyNode(Node):
                                                         cfg.control_rate_hz)
         if warning:
             self.get_logger().warning(warning)
-        self.get_logger().info(f"chunks at {cfg.control_rate_hz:g} Hz")
+        self.get_logger().info(f"chunk steps at {cfg.control_rate_hz:g} Hz (the control rate inside each chunk)")
         engine = InferenceEngine(predictor, self.sync, self.now_s, self._on_chunk, self._engine_config,
                                  decode=self._decode, layout=self.layout, log=logger_fn(self))
         engine.set_task(self._initial_task)
