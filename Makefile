@@ -22,8 +22,9 @@ build: bootstrap
 # Run a whole system headless for DURATION wall-clock seconds; outputs land in outputs/demo/<run>/.
 demo: bootstrap
 	@. tools/env.sh && mkdir -p $(DEMO_DIR) && \
-	  lawam launch $(SYSTEM) demo_output:=$(abspath $(DEMO_DIR)) $(if $(CHECKPOINT),checkpoint:=$(if $(filter preset:%,$(CHECKPOINT)),$(CHECKPOINT),$(abspath $(CHECKPOINT)))) --duration $(DURATION) --log-dir $(DEMO_DIR)/logs; \
-	  echo "demo outputs: $(abspath $(DEMO_DIR))"; ls $(DEMO_DIR)
+	  { lawam launch $(SYSTEM) demo_output:=$(abspath $(DEMO_DIR)) $(if $(CHECKPOINT),checkpoint:=$(if $(filter preset:%,$(CHECKPOINT)),$(CHECKPOINT),$(abspath $(CHECKPOINT)))) --duration $(DURATION) --log-dir $(DEMO_DIR)/logs \
+	    || { status=$$?; rmdir $(DEMO_DIR)/logs $(DEMO_DIR) 2>/dev/null; exit $$status; }; } && \
+	  echo "demo outputs: $(abspath $(DEMO_DIR))" && ls $(DEMO_DIR)
 
 test: bootstrap
 	@. tools/env.sh && python -m pytest $(PYTEST_ARGS)

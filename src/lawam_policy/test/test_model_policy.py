@@ -427,6 +427,15 @@ def test_build_checkpoint_from_local_snapshots(tmp_path):
     assert built.predict_chunk(obs(np.random.default_rng(13), 1), "pick", 10.0, seed=0).actions.shape == (12, 8)
 
 
+def test_build_checkpoint_without_a_snapshot_is_one_line_and_exit_2(tmp_path, capsys):
+    from lawam_policy.model.build_checkpoint import main
+    assert main(["--dinov3", str(tmp_path / "nope"), "--qwen3vl", str(tmp_path / "nope"),
+                 "--output", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lawam-build-checkpoint: error: DINOv3 snapshot") and "\n" not in err
+    assert not (tmp_path / "ckpt").exists()
+
+
 def test_bf16_inference_runs(policy):
     """bf16 is the GPU dtype; the same code path must run (here on the CPU) and stay finite."""
     import copy

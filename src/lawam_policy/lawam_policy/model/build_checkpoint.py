@@ -23,7 +23,7 @@ def build(dinov3: str, qwen3vl: str, output: str, preset: str = "paper", dtype: 
 
     for what, path in (("DINOv3", dinov3), ("Qwen3-VL", qwen3vl)):
         if not Path(path, "config.json").is_file():
-            raise SystemExit(f"error: {what} snapshot {path} has no config.json")
+            raise FileNotFoundError(f"{what} snapshot {path} has no config.json")
     cfg = LaWAMConfig.from_preset(preset)
     # The snapshots define the backbone sizes; the preset defines everything LaWAM adds.
     dino = json.loads(Path(dinov3, "config.json").read_text())
@@ -51,7 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    policy = build(args.dinov3, args.qwen3vl, args.output, args.preset, args.dtype, args.seed)
+    try:
+        policy = build(args.dinov3, args.qwen3vl, args.output, args.preset, args.dtype, args.seed)
+    except (FileNotFoundError, ValueError) as e:  # bad input: one line, exit 2, like every lawam command
+        print(f"lawam-build-checkpoint: error: {e}", file=sys.stderr)
+        return 2
     report = policy.parameter_report()
     print(f"wrote {args.output}: " + ", ".join(f"{k}={v / 1e6:.1f}M" for k, v in report.items()))
     return 0
