@@ -29,9 +29,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable
 
 POLL_S = 0.1  # how long one spin iteration may block: the latency of a stop request
+# rclpy's MultiThreadedExecutor.spin_once returns at once while a callback it handed to its pool is still running
+# (its entity stays ready): the loop then pauses this long so it never holds the GIL against that callback (a
+# recorder's episode commit took 31 s instead of under one while the loop spun).
+MT_YIELD_S = 0.002
 EXIT_ATTR = "_lawam_exit"  # (code, reason) set on a node by fail() / request_exit()
 CONFIG_ERROR_CODE = 2
 FAILURE_CODE = 1
@@ -133,7 +138,7 @@ def run(factory: Callable[[], object], args=None, *, name: str | None = None,
     context is still valid is a bug: it propagates after the clean-up.
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     stop = _StopRequests()
@@ -149,6 +154,7 @@ def run(factory: Callable[[], object], args=None, *, name: str | None = None,
         label = name or node.get_name()
         executor = executor_factory() if executor_factory else SingleThreadedExecutor()
         executor.add_node(node)
+        multi_threaded = isinstance(executor, MultiThreadedExecutor)
         if started is not None:
             started(node)
         while not stop.event.is_set() and context.ok():
@@ -160,7 +166,10 @@ def run(factory: Callable[[], object], args=None, *, name: str | None = None,
                 break
             if until is not None and until(node):
                 break
+            t0 = time.monotonic()
             executor.spin_once(timeout_sec=POLL_S)
+            if multi_threaded and time.monotonic() - t0 < MT_YIELD_S:
+                time.sleep(MT_YIELD_S)
     except NodeFailure as err:
         code = err.code
         _say(label, err)
