@@ -272,8 +272,10 @@ class Recipe:
                   final=reports[-1] if reports else {})
 
     def cache_teacher_latents(self, policy, train, val) -> None:
-        t = time.monotonic()
         views = list(train.datasets) + list(val.datasets)  # views of one frame cache
+        if views[0].teacher_latents is not None:  # stage 2 cached them in this process: the IDM is frozen since
+            return
+        t = time.monotonic()
         views[0].cache_teacher_latents(policy.teacher_latent)
         for view in views[1:]:
             view.teacher_latents = views[0].teacher_latents
