@@ -293,7 +293,12 @@ class EpisodeRecording:
     """One episode being recorded: frames go to a private single-episode LeRobot dataset until commit()."""
 
     def __init__(self, store: EpisodeStore, task: str):
+        import av
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        # LeRobot hands libav its default log callback back after each encode; libav's own level then keeps
+        # x264's per-episode statistics (a dozen lines per episode) off the console.
+        av.logging.set_libav_level(av.logging.ERROR)
 
         self.store = store
         self.task = task

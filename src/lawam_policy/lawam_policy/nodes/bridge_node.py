@@ -90,7 +90,7 @@ class BridgeNode(Node):
 
     def _on_time_jump(self, delta_s: float) -> None:
         with self._lock:
-            self.core.time_jump(delta_s)
+            self.core.time_jump(delta_s, self.now_s())
             self.reset_grippers()
 
     def _on_chunk(self, msg: ActionChunk) -> None:

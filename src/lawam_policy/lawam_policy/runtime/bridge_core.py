@@ -32,6 +32,7 @@ from . import quaternion as quat
 from .chunk import Chunk, ChunkError
 from .executor import DEFAULT_BLEND_WINDOW_S, ChunkExecutor
 from .interpolation import INTERPOLATIONS
+from .stamps import ClockJumps
 from .safety import ArmSafety, SafetyLimits
 
 
@@ -97,6 +98,7 @@ class BridgeCore:
         self.clamps: Counter = Counter()
         self.rejections: Counter = Counter()
         self.events: Counter = Counter()  # things that interrupted operation, by reason (time_jump)
+        self._jumps = ClockJumps(self.config.time_jump_threshold_s)
         self.commands_sent = 0
         self.chunks_received = 0
         self.max_seam_step_m = 0.0
@@ -120,9 +122,14 @@ class BridgeCore:
         self._hold_logged: str | None = None
         self._pending_latency_stamp: float | None = None
 
-    def time_jump(self, delta_s: float) -> None:
-        """The ROS clock jumped by `delta_s` (s, negative = backwards): hold and restart like a Reset, and
-        wait for a measured pose taken after the jump."""
+    def time_jump(self, delta_s: float, now: float) -> None:
+        """The node's jump callback: the ROS clock jumped by `delta_s` (s, negative = backwards) and reads
+        `now`. Handled as in `_time_jump`, unless `tick` already caught this jump (counted once)."""
+        if self._jumps.reported(delta_s, now):
+            self._time_jump(delta_s)
+
+    def _time_jump(self, delta_s: float) -> None:
+        """Hold and restart like a Reset, and wait for a measured pose taken after the jump."""
         self.events["time_jump"] += 1
         self.log("warn", f"ROS time jumped by {delta_s:+.3f} s: holding, dropping the running chunk and "
                          f"restarting from the next measured pose (start-up check and ramp)")
@@ -201,8 +208,9 @@ class BridgeCore:
     # ---- the control tick ---------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult | None:
         """One control tick at ROS time `now`; None if the clock has not advanced (nothing new to send)."""
-        if self._last_now is not None and now < self._last_now - self.config.time_jump_threshold_s:
-            self.time_jump(now - self._last_now)  # backwards beyond the threshold: never stall silently
+        back = self._jumps.observe(now)
+        if back is not None:
+            self._time_jump(back)  # backwards beyond the threshold: never stall silently
         if self._last_now is not None and now <= self._last_now:
             return None
         dt = 1.0 / self.config.control_rate_hz if self._last_now is None else now - self._last_now

@@ -33,6 +33,7 @@ from .chunk import Chunk
 from .executor import DEFAULT_BLEND_WINDOW_S
 from .interpolation import ArmTrack
 from .predictor import ChunkPrediction, Predictor
+from .stamps import ClockJumps
 from .sync import FrameSynchronizer
 
 
@@ -118,7 +119,7 @@ class InferenceEngine:
         self.last_latency_wall_s = float("nan")
         self._latencies: deque = deque(maxlen=max(1, self.config.latency_window))
         self._last_chunk: Chunk | None = None
-        self._last_now: float | None = None
+        self._jumps = ClockJumps(self.config.time_jump_threshold_s)
         self.events: Counter = Counter()
         self.last_error = ""
         self.state = "waiting_for_task"
@@ -143,15 +144,16 @@ class InferenceEngine:
         self._wake.set()
 
     def time_jump(self, delta_s: float) -> None:
-        """The clock jumped by `delta_s` (s): forget everything on the old time line, keep producing."""
+        """The node's jump callback: the clock jumped by `delta_s` (s). Forget everything on the old time
+        line and keep producing, unless the worker already caught this jump (counted once)."""
         with self._lock:
-            self._time_jump(delta_s)
+            if self._jumps.reported(delta_s, self.clock()):
+                self._time_jump(delta_s)
         self._wake.set()
 
     def _time_jump(self, delta_s: float) -> None:  # with self._lock held
         self.events["time_jump"] += 1
         self._last_chunk = None
-        self._last_now = None
         self.sync.reset()
         self._latencies.clear()
         self.log("warn", f"clock jumped by {delta_s:+.3f} s: frame sync, latency estimate and running chunk "
@@ -205,9 +207,9 @@ class InferenceEngine:
             return False
         with self._lock:
             now = self.clock()
-            last, self._last_now = self._last_now, now
-            if last is not None and now < last - self.config.time_jump_threshold_s:
-                self._time_jump(now - last)
+            back = self._jumps.observe(now)
+            if back is not None:
+                self._time_jump(back)
         if not self.due(now):
             return False
         frames = self.sync.take(now)

@@ -45,3 +45,37 @@ def fill_stamp(stamp, ns: int):
     """Write integer nanoseconds into a stamp message in place; returns it."""
     stamp.sec, stamp.nanosec = split_ns(ns)
     return stamp
+
+
+class ClockJumps:
+    """Counts each jump of a clock once although two observers may see it: the node's jump callback
+    (`reported`, rclpy's JumpThreshold) and the backward-step check of a loop that reads the clock
+    (`observe`, so a ROS-free loop never stalls silently). Whichever sees a jump first handles it; the other
+    sighting of the same jump is recognised and dropped. Without this, a worker thread reading the new time
+    between rclpy setting it and calling the jump callback counted one jump twice.
+
+    Times and deltas in seconds; `threshold_s` > 0 is the smallest step that counts (either way for
+    callbacks; `observe` sees backward steps only, a forward skip is indistinguishable from a slow loop).
+    """
+
+    def __init__(self, threshold_s: float):
+        self.threshold_s = float(threshold_s)
+        self._last: float | None = None
+        self._caught: tuple[float, float] | None = None  # (clock after, delta) of the jump `observe` caught
+
+    def observe(self, now: float) -> float | None:
+        """A clock reading; returns the step (s, negative) if it went back by more than the threshold since
+        the previous reading (a jump to handle), else None."""
+        last, self._last = self._last, now
+        if last is None or now >= last - self.threshold_s:
+            return None
+        self._caught = (now, now - last)
+        return now - last
+
+    def reported(self, delta_s: float, now: float) -> bool:
+        """The jump callback reports a jump by `delta_s`, the clock reading `now` after it. True: a new jump
+        to handle; False: the one `observe` already caught (same size within the threshold, and the clock has
+        moved on by less than the threshold since)."""
+        caught, self._caught, self._last = self._caught, None, None
+        return not (caught is not None and now - caught[0] < self.threshold_s
+                    and abs(delta_s - caught[1]) < self.threshold_s)
