@@ -15,10 +15,11 @@ seed. `--seeds 0,1` trains the arms of --multi-seed-arms (default: full, no_lawm
 (initialisation of the VLM prior and the expert, batch order, flow noise) and reports the spread; the other
 arms use the first seed.
 
---rates (Fig. 7 in small): the run's 10 Hz demos and a 5 Hz version of them (every 2nd frame; the 20 Hz
-version would need new demos, so co-training uses 5 + 10 Hz and evaluates at 10 Hz), co-trained with the
-physical-time encoding (seconds) and without it (tokens coded by index); the 10 Hz-only model (the `full`
-arm) is the reference.
+--rates (Fig. 7 in small): the run's demos recorded again at 20 Hz (the same seeds, DART noise and expert,
+collected once into OUTPUT/demos_20hz; resumable) and their 10 Hz and 5 Hz versions (every 2nd / 4th frame),
+co-trained with the physical-time encoding (seconds) and without it (tokens coded by index); the model
+trained on the 20 Hz demos alone is the reference. All three are evaluated at 20 Hz and their held-out error
+is measured on the 20 Hz held-out episodes.
 --dynamics (App. D.4): on the held-out episodes, the mean cosine distance of LaWM's subgoal to the true future
 features and to the current features, with z* (the frozen IDM's posterior mean) and with the policy's z_hat
 (the `full` arm); and the Appendix-B heatmap strip of one evaluation episode (--strip-arm) as a PNG:
@@ -53,20 +54,22 @@ ARMS = {
     "no_distill": ({"lambda_distill": 0.0}, (10.0,)),
     "no_ki": ({"knowledge_insulation": False}, (10.0,)),
     "no_ki_distill": ({"knowledge_insulation": False, "lambda_distill": 0.0}, (10.0,)),
-    "rates_seconds": ({}, (10.0, 5.0)),
-    "rates_index": ({"time_encoding": "index"}, (10.0, 5.0)),
+    "fig7_20hz_only": ({}, (20.0,)),
+    "fig7_seconds": ({}, (20.0, 10.0, 5.0)),
+    "fig7_index": ({"time_encoding": "index"}, (20.0, 10.0, 5.0)),
 }
 FIG6_ARMS = ("full", "no_lawm", "no_distill", "no_ki", "no_ki_distill")
-RATE_ARMS = ("rates_seconds", "rates_index")  # reference: "full"
+RATE_ARMS = ("fig7_20hz_only", "fig7_seconds", "fig7_index")  # the first is the reference
+FAST_HZ = 20  # the rate the Fig. 7 demos are recorded at: the experts' control rate
 LABELS = {"full": "full LaWAM", "no_lawm": "w/o LaWM (no subgoal in the expert)",
           "no_distill": "w/o latent-action distillation", "no_ki": "w/o KI",
-          "no_ki_distill": "w/o KI & distillation", "rates_seconds": "5+10 Hz, physical-time encoding",
-          "rates_index": "5+10 Hz, index encoding"}
-RATES_NOTE = ("Fig. 7 in small: the run's demos are at 10 Hz; the 5 Hz version takes every 2nd frame; no 20 Hz "
-              "version is made (it would need new demos), so co-training uses 5 + 10 Hz and every model is "
-              "evaluated at 10 Hz; the 10 Hz-only model (full LaWAM) is the reference.")
+          "no_ki_distill": "w/o KI & distillation", "fig7_20hz_only": "20 Hz only (reference)",
+          "fig7_seconds": "5+10+20 Hz, physical-time encoding", "fig7_index": "5+10+20 Hz, index encoding"}
+RATES_NOTE = ("Fig. 7 in small: the run's demos recorded again at 20 Hz (same seeds, noise and expert), and their "
+              "10 Hz and 5 Hz versions (every 2nd / 4th frame); every model is evaluated at 20 Hz and its held-out "
+              "error measured on the 20 Hz held-out episodes; the 20 Hz-only model is the reference.")
 # Settings a resumed output must share with the arms already in it (the comparison must stay fair).
-FAIR = ("run", "budget_min", "steps", "eval_seeds", "batch_size", "stage1_checkpoint")
+FAIR = ("run", "budget_min", "steps", "eval_seeds", "batch_size", "stage1_checkpoint", "rates_demos")
 
 
 class AblationError(Exception):
@@ -91,7 +94,11 @@ def parse_args(argv=None):
     ap.add_argument("--arms", default=",".join(FIG6_ARMS), help=f"Fig. 6 arms, of {', '.join(FIG6_ARMS)}")
     ap.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1")
     ap.add_argument("--multi-seed-arms", default="full,no_lawm", help="arms trained with every --seeds seed")
-    ap.add_argument("--rates", action="store_true", help="also the Fig. 7 arms (mixed 5 + 10 Hz)")
+    ap.add_argument("--rates", action="store_true", help=f"also the Fig. 7 arms (mixed 5 + 10 + {FAST_HZ} Hz, "
+                    "from the run's demos recorded again at that rate)")
+    ap.add_argument("--rates-demos", default=None,
+                    help=f"a LeRobot dataset of the {FAST_HZ} Hz demos to use instead of recording them "
+                         "(default: recorded into OUTPUT/demos_{FAST_HZ}hz once)")
     ap.add_argument("--dynamics", action="store_true", help="also App. D.4: LaWM dynamics and the heatmap strip")
     ap.add_argument("--strip-arm", default="full", help="arm whose evaluation episode the heatmap strip shows")
     ap.add_argument("--strip-patch", default="auto",
@@ -126,6 +133,10 @@ def parse_args(argv=None):
         except ValueError:
             raise AblationError(f"--strip-patch must be ROW,COL or auto, got {args.strip_patch!r}") from None
         args.patch = (row, col)
+    if args.rates_demos is not None:
+        args.rates_demos = Path(args.rates_demos).expanduser().absolute()
+        if not (args.rates_demos / "meta" / "info.json").is_file():
+            raise AblationError(f"--rates-demos {args.rates_demos} is not a LeRobot dataset (no meta/info.json)")
     run = Path(args.run).expanduser()
     if not (run / "dataset").is_dir():
         raise AblationError(f"{run} holds no lawam-sim-train dataset (no {run / 'dataset'})")
@@ -154,10 +165,10 @@ def _names(text: str, known: tuple, flag: str) -> list:
 
 
 def plan_jobs(args) -> list[tuple[str, int]]:
-    """(arm, training seed) pairs in training order; the rate arms' reference is the full arm."""
+    """(arm, training seed) pairs in training order."""
     arms = list(args.arm_list)
     if args.rates:
-        arms += [a for a in ("full",) + RATE_ARMS if a not in arms]
+        arms += [a for a in RATE_ARMS if a not in arms]
     if args.dynamics and args.strip_arm not in arms:
         arms.append(args.strip_arm)
     if args.dynamics and "full" not in arms:
@@ -168,9 +179,10 @@ def plan_jobs(args) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------------------------------------- data
 class Data:
     """The run's frame cache (features and z* of the stage-1 model), its held-out split as in the recipe,
-    and the 5 Hz version for the rate arms; built once and shared by every arm."""
+    and for the rate arms the 20 Hz demos with their 10 and 5 Hz versions; built once and shared by every arm."""
 
     def __init__(self, args, policy, progress: bool):
+        self.progress = progress
         from tqdm import tqdm
 
         from lawam_training.data import DemoDataset, MixedDataset
@@ -195,22 +207,63 @@ class Data:
         self.val = _episode_view(cache, lambda e: e in held)
         self.train10 = MixedDataset([self.train])
         self.val10 = MixedDataset([self.val])
-        self._slow = None
+        self._fast = None  # (train views at 20, 10 and 5 Hz, 20 Hz held-out view) of the Fig. 7 demos
+        self.args = args
         self.policy = policy
         log(f"cached {len(cache.frames)} frames, features and z* in {time.monotonic() - t:.0f} s; "
             f"{len(self.train)} training samples, {len(self.val)} held out ({len(held)} episodes)")
 
     def training(self, rates) -> "MixedDataset":
+        """Training samples at `rates` (Hz): the run's own (10 Hz) or the Fig. 7 demos at 20 Hz and below."""
         from lawam_training.data import MixedDataset
-        if tuple(rates) == (10.0,):
+        if tuple(rates) == (float(self.cache.fps),):
             return self.train10
-        if self._slow is None:
-            from lawam_training.sim_train import _episode_view
-            slow = downsample(self.cache, 2, self.policy.config.horizon_steps(self.cache.fps / 2))
-            slow.cache_teacher_latents(self.policy.teacher_latent)
+        views, _ = self._fig7()
+        missing = [r for r in rates if r not in views]
+        if missing:
+            raise AblationError(f"no training data at {missing} Hz (have {sorted(views)})")
+        return MixedDataset([views[r] for r in rates])
+
+    def validation(self, rates) -> "MixedDataset":
+        """Held-out samples at the arm's evaluation rate (its first)."""
+        from lawam_training.data import MixedDataset
+        if rates[0] == float(self.cache.fps):
+            return self.val10
+        return MixedDataset([self._fig7()[1]])
+
+    def _fig7(self):
+        if self._fast is None:
+            from tqdm import tqdm
+
+            from lawam_training.data import DemoDataset
+            from lawam_training.frame_cache import CachedDemoDataset
+            from lawam_training.sim_demos import collect
+            from lawam_training.sim_train import _episode_view, workspace_root
+
+            path = self.args.rates_demos
+            if path is None:  # the run's demos again: the recipe's seeds, noise and count
+                demos = int(self.args.recipe.get("demos", len(self.cache.episodes)))
+                path = Path(self.args.output).expanduser().absolute() / f"demos_{FAST_HZ}hz"
+                t = time.monotonic()
+                info = collect(self.args.scene, workspace_root() / "config", path, demos, FAST_HZ,
+                               first_seed=1 + 10_000 * int(self.args.recipe.get("seed", 0)),
+                               dart_sigma_m=float(self.args.recipe.get("dart_sigma", 0.0)), progress=self.progress)
+                log(f"Fig. 7 demos: {info['episodes']} episodes at {FAST_HZ} Hz in {path} "
+                    f"({time.monotonic() - t:.0f} s)")
+            cfg = self.policy.config
+            demo = DemoDataset(path, cfg.horizon_s)
+            if demo.fps != FAST_HZ:
+                raise AblationError(f"--rates-demos {path} is recorded at {demo.fps:g} Hz, not {FAST_HZ} Hz")
+            fast = CachedDemoDataset(demo, cfg.image_size, encoder=self.policy.encode_features,
+                                     progress=tqdm if self.progress else None)
             held = set(self.held)
-            self._slow = _episode_view(slow, lambda e: e not in held)
-        return MixedDataset([self.train, self._slow])
+            views = {}
+            for factor in (1, 2, 4):
+                d = fast if factor == 1 else downsample(fast, factor, cfg.horizon_steps(fast.fps / factor))
+                d.cache_teacher_latents(self.policy.teacher_latent)
+                views[float(fast.fps / factor)] = _episode_view(d, lambda e: e not in held)
+            self._fast = views, _episode_view(fast, lambda e: e in held)
+        return self._fast
 
 
 def downsample(cache, factor: int, horizon_steps: int):
@@ -313,7 +366,7 @@ def run_arm(args, arm: str, seed: int, data: Data, out: Path, progress: bool) ->
         state["wall_s"] += time.monotonic() - t
         state["step"] = trainer.step
         state_path.write_text(json.dumps(state))
-    figures = heldout_figures(policy, data.val10)
+    figures = heldout_figures(policy, data.validation(rates))
     checkpoint = arm_dir / "checkpoint"
     policy.eval()
     write_atomic_dir(checkpoint, lambda d: policy.save_pretrained(d))
@@ -480,8 +533,7 @@ def render(results: list[dict], instructions: list, header: list, rates: bool, d
     lines += table([a for a in FIG6_ARMS if any(r["arm"] == a for r in results)],
                    "Fig. 6 in small: what each part of the interface buys")
     if rates:
-        lines += [RATES_NOTE, ""] + table(["full", *RATE_ARMS], "Fig. 7 in small: physical-time encoding",
-                                          {"full": "10 Hz only (reference: full LaWAM)"})
+        lines += [RATES_NOTE, ""] + table(list(RATE_ARMS), "Fig. 7 in small: physical-time encoding")
     if dynamics:
         d = dynamics
         lines += ["### App. D.4 in small: LaWM dynamics on held-out episodes", "",
@@ -508,7 +560,8 @@ def run(args) -> int:
     settings = {"run": str(Path(args.run).expanduser().absolute()), "budget_min": args.budget_min,
                 "steps": args.steps,
                 "eval_seeds": args.eval_seeds, "batch_size": args.batch_size,
-                "stage1_checkpoint": Path(args.stage1).name}
+                "stage1_checkpoint": Path(args.stage1).name,
+                "rates_demos": None if args.rates_demos is None else str(args.rates_demos)}
     settings_path = out / "settings.json"
     if settings_path.is_file():
         old = json.loads(settings_path.read_text())

@@ -39,16 +39,8 @@ def tiny_run(tmp_path_factory):
     from lawam_training.train import Trainer, TrainOptions
 
     run = tmp_path_factory.mktemp("run")
-    layout = get_layout("franka_panda")
-    store = EpisodeStore(run / "dataset", 10, make_features(layout, {"primary": (64, 64)}), "franka_panda")
-    rng = np.random.default_rng(0)
-    for e in range(4):
-        rec = store.begin_episode(["put the red cube in the bowl", "put the green cube in the bowl"][e % 2])
-        for k in range(20):
-            img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-            s = np.array([0.4 + 0.01 * k, 0.0, 0.3, 1, 0, 0, 0, 1 - k / 20], np.float32)
-            rec.add_frame({"primary": img}, s, s)
-        rec.commit()
+    write_demos(run / "dataset", 10)
+    write_demos(run / "demos_20hz", 20)  # the same 2 s episodes recorded at 20 Hz (Fig. 7)
     (run / "recipe.json").write_text(json.dumps({"settings": {"system": "franka_pick_place", "seed": 0,
                                                               "val_episodes": 1, "batch_size": 4}}))
     torch.manual_seed(0)
@@ -58,6 +50,22 @@ def tiny_run(tmp_path_factory):
     opts = TrainOptions(steps=1, batch_size=4, progress=False, val_every=10 ** 9, checkpoint_every=10 ** 9)
     Trainer(LaWAMPolicy(cfg), 1, MixedDataset([demo]), run / "runs", opts, log=lambda m: None).fit()
     return run
+
+
+def write_demos(path, fps, episodes=4, seconds=2.0):
+    from lawam_policy.action_layout import get_layout
+    from lawam_training.episode_store import EpisodeStore, make_features
+
+    store = EpisodeStore(path, fps, make_features(get_layout("franka_panda"), {"primary": (64, 64)}), "franka_panda")
+    rng = np.random.default_rng(0)
+    n = int(seconds * fps)
+    for e in range(episodes):
+        rec = store.begin_episode(["put the red cube in the bowl", "put the green cube in the bowl"][e % 2])
+        for k in range(n):
+            img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            s = np.array([0.4 + 0.2 * k / n, 0.0, 0.3, 1, 0, 0, 0, 1 - k / n], np.float32)
+            rec.add_frame({"primary": img}, s, s)
+        rec.commit()
 
 
 def cli(run, out, *extra):
@@ -131,7 +139,8 @@ def test_seeds_train_the_multi_seed_arms_twice(tiny_run):
     args = ab.parse_args(cli(tiny_run, tiny_run / "unused", "--seeds", "0,1", "--rates"))
     jobs = ab.plan_jobs(args)
     assert jobs[:5] == [("full", 0), ("full", 1), ("no_lawm", 0), ("no_lawm", 1), ("no_distill", 0)]
-    assert ("rates_seconds", 0) in jobs and ("rates_index", 0) in jobs and ("rates_index", 1) not in jobs
+    assert [j for j in jobs if j[0].startswith("fig7")] == [("fig7_20hz_only", 0), ("fig7_seconds", 0),
+                                                            ("fig7_index", 0)]
 
 
 def test_five_hz_view_takes_every_second_frame(tiny_run):
@@ -148,12 +157,16 @@ def test_five_hz_view_takes_every_second_frame(tiny_run):
 
 
 def test_rates_mode_and_dynamics_figures(tiny_run, tmp_path, capsys):
-    args = ab.parse_args(cli(tiny_run, tmp_path / "abl", "--arms", "full", "--rates"))
+    args = ab.parse_args(cli(tiny_run, tmp_path / "abl", "--arms", "full", "--rates",
+                             "--rates-demos", str(tiny_run / "demos_20hz")))
     assert ab.run(dict_args(args)) == 0
     text = capsys.readouterr().out
     assert ab.RATES_NOTE in text and "index encoding" in text and "physical-time encoding" in text
     rows = {r["arm"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "abl" / "arms").glob("*/result.json"))}
-    assert rows["rates_index"]["switches"] == {"time_encoding": "index"} and rows["rates_index"]["rates_hz"] == [10, 5]
+    assert rows["fig7_index"]["switches"] == {"time_encoding": "index"}
+    assert rows["fig7_index"]["rates_hz"] == [20, 10, 5] and rows["fig7_20hz_only"]["rates_hz"] == [20]
+    # the rate arms are judged on the 20 Hz held-out episode: 1 episode of 40 frames, vs 20 frames at 10 Hz
+    assert rows["fig7_seconds"]["heldout"]["samples"] == 2 * rows["full"]["heldout"]["samples"] > 0
 
     from lawam_policy.model import LaWAMPolicy
     data = ab.Data(args, ab.build_policy(args, "full", 0), progress=False)
@@ -181,6 +194,7 @@ def dict_args(args):
     (["--eval-seeds", "-1"], "--eval-seeds"),
     (["--steps", "0"], "--steps must be >= 1"),
     (["--strip-patch", "99,0"], "outside the"),
+    (["--rates", "--rates-demos", "/nonexistent"], "not a LeRobot dataset"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path, capsys, extra, message):
     assert ab.main(cli(tiny_run, tmp_path / "abl") + extra) == 2
@@ -214,3 +228,9 @@ def test_strip_patch_projects_the_tool_centre():
             ab.project_to_patch(env.scene, "nowhere", (224, 224), 8)
     finally:
         env.close()
+
+
+def test_rate_demos_at_another_rate_are_refused(tiny_run, tmp_path, capsys):
+    assert ab.main(cli(tiny_run, tmp_path / "abl", "--arms", "full", "--steps", "1", "--rates",
+                       "--rates-demos", str(tiny_run / "dataset"))) == 2
+    assert "recorded at 10 Hz, not 20 Hz" in capsys.readouterr().err
