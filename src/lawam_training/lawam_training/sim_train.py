@@ -238,6 +238,25 @@ class Recipe:
             self.phase("stage1")["latent"] = figures
             self.save()
 
+    def replan_stage2(self, plan: dict) -> int:
+        """Stage-2 steps for what is left of the budget, from stage 1's measured speed (kept in the plan, so a
+        resumed run keeps its schedule). The start-up probe times four steps on whatever load the machine has
+        then; stage 1 measures the load training actually runs under (a probe taken beside another job
+        planned 45 of 60 minutes)."""
+        from .train import latest_checkpoint
+        if "stage2_steps_final" in plan:
+            return plan["stage2_steps_final"]
+        s1 = self.phase("stage1")
+        steps = plan["stage2_steps"]
+        if latest_checkpoint(self.out / "runs", 2) is None and s1.get("steps") and s1.get("wall_s"):
+            steps = stage2_steps_left(self.args.budget_min, plan, s1["wall_s"], s1["steps"])
+            self.log(f"plan: stage 1 ran at {s1['wall_s'] / s1['steps']:.2f} s/step (probe "
+                     f"{plan['s_per_step'][1]:.2f}): stage 2 gets {steps} steps for the "
+                     f"{(self.args.budget_min * 60 - s1['wall_s']) / 60:.1f} min left (planned {plan['stage2_steps']})")
+        self.phase("plan")["stage2_steps_final"] = steps
+        self.save()
+        return steps
+
     def stage2(self, policy, train, val, steps: int) -> None:
         from .train import Trainer, latest_checkpoint
         if self.phase("stage2"):
@@ -351,7 +370,7 @@ class Recipe:
         policy, train, val = self.build()
         plan = self.plan(policy, train)
         self.stage1(policy, train, val, plan["stage1_steps"])
-        self.stage2(policy, train, val, plan["stage2_steps"])
+        self.stage2(policy, train, val, self.replan_stage2(plan))
         if self.args.extend_min > 0 or self.state.get("extensions"):
             self.extend(policy, train, val)
         checkpoint = self.export(policy)
@@ -386,6 +405,15 @@ def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, e
         raise RecipeError(f"--budget-min {budget_min:g} buys {s2} stage-2 steps at {s_per_step[2]:.2f} s/step, "
                           f"less than one epoch ({epoch_steps} steps): raise --budget-min")
     return s1, s2
+
+
+def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage1_steps: int) -> int:
+    """Stage-2 steps that fit the budget left after stage 1: the probe's stage-2 step time scaled by how much
+    slower (or faster) stage 1 ran than its own probe. Never under one epoch."""
+    probe = plan["s_per_step"]
+    load = (stage1_wall_s / stage1_steps) / probe[1]
+    left = budget_min * 60 - stage1_wall_s
+    return max(int(plan["epoch_steps"]), int(left / (probe[2] * load)))
 
 
 def _episode_view(cache, keep):

@@ -9,7 +9,7 @@ import torch
 
 from lawam_training.data import episode_sample
 from lawam_training import sim_train
-from lawam_training.sim_train import RecipeError, main, steps_for_budget
+from lawam_training.sim_train import RecipeError, main, stage2_steps_left, steps_for_budget
 
 
 def test_episode_sample_clamps_future_and_holds_last_action():
@@ -67,6 +67,14 @@ def test_budget_plan():
     assert steps_for_budget(10, 0.25, {1: 0.5, 2: 1.5}, 100) == (300, 300)
     with pytest.raises(RecipeError, match="less than one epoch"):
         steps_for_budget(1, 0.25, {1: 0.5, 2: 1.5}, 100)
+
+
+def test_stage2_is_replanned_from_the_speed_stage1_ran_at():
+    plan = {"s_per_step": {1: 0.5, 2: 1.5}, "stage2_steps": 300, "epoch_steps": 100}
+    # the probe ran on a loaded machine: stage 1 took 150 s for its 300 steps, half the probe's time
+    assert stage2_steps_left(10, plan, 75.0, 300) == 700  # (600 - 75) s at 1.5 * 0.5 s/step
+    assert stage2_steps_left(10, plan, 200.0, 300) == 200  # slower than probed: fewer steps (400 s at 2 s)
+    assert stage2_steps_left(10, plan, 590.0, 300) == 100  # never less than one epoch
 
 
 def test_bad_input_exits_2_and_keeps_the_output(tmp_path, capsys):
