@@ -125,3 +125,29 @@ def test_cloth_grasp_attaches_only_near_vertices_and_releases():
 def _down(arm):
     from lawam_sim.experts.towel_fold import down_quat_xyzw
     return down_quat_xyzw(arm)
+
+
+@pytest.mark.parametrize("scene_name", ["franka_pick_place", "franka_drawer", "quanta_towel_fold"])
+def test_expert_commands_turn_gradually_so_the_bridge_accepts_a_demo_start(scene_name):
+    """A demo's first command must pass the bridge's start-up check (the towel's arms used to be commanded
+    1.57 rad away at once, so a policy learned a first target the bridge refuses for ever), and no command
+    turns faster than the bridge's angular speed limit."""
+    from lawam_policy.runtime import quaternion
+    from lawam_policy.runtime.safety import SafetyLimits
+    from lawam_sim.experts import make_expert
+
+    limits = SafetyLimits()
+    scene = make_scene(scene_name)
+    scene.reset(EVAL_SEEDS[3], scene.instructions[0])
+    expert = make_expert(scene)
+    start = {arm: scene.eef_pose(arm)[1] for arm in scene.arms}
+    prev = None
+    for k in range(40):
+        act = expert.act(scene)
+        for arm, (_, q, _) in act.items():
+            if k == 0:
+                assert quaternion.angle_between(q, start[arm]) <= limits.max_start_angle_rad / 4
+            elif prev is not None:
+                rate = quaternion.angle_between(q, prev[arm][1]) * expert.control_hz
+                assert rate <= limits.max_angular_speed + 1e-6
+        prev = act

@@ -1,11 +1,20 @@
-"""Waypoint sequencing shared by the experts: move the commanded point towards the next waypoint at a bounded
-speed (so the commands are smooth enough for the bridge's rate limits), then hold the gripper state for the
-waypoint's dwell time before moving on."""
+"""Waypoint sequencing shared by the experts: move the commanded pose towards the next waypoint at a bounded
+linear and angular speed (so the commands are smooth enough for the bridge's rate limits), then hold the gripper
+state for the waypoint's dwell time before moving on.
+
+The orientation turns gradually (SLERP, `ANGULAR_SPEED`) rather than jumping to the waypoint's: a demo whose
+first command is already turned (the towel's arms start horizontal and work pointing down, 1.57 rad; a cube
+yawed up to 0.79 rad) teaches a policy a first target the bridge refuses at start-up (`max_start_angle_rad`
+0.6), and the same refused chunk then comes back for ever."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from lawam_policy.runtime import quaternion
+
+ANGULAR_SPEED = 0.8  # rad/s: below the bridges' default max_angular_speed (1.0), so a replayed demo is not clamped
 
 
 @dataclass
@@ -36,12 +45,17 @@ class WaypointTrack:
     def step(self, dt: float) -> tuple[np.ndarray, np.ndarray, float]:
         if self.queue:
             wp = self.queue[0]
-            self.quat = np.asarray(wp.quat_xyzw, float)
+            angle = quaternion.angle_between(self.quat, wp.quat_xyzw)
+            turned = angle <= ANGULAR_SPEED * dt
+            self.quat = (np.asarray(wp.quat_xyzw, float) if turned else
+                         quaternion.slerp(self.quat, wp.quat_xyzw, ANGULAR_SPEED * dt / angle))
             delta = wp.pos - self.cmd
             dist = np.linalg.norm(delta)
             max_step = (wp.speed or self.speed) * dt
             if dist > max_step:
                 self.cmd = self.cmd + delta * (max_step / dist)
+            elif not turned:
+                self.cmd = np.asarray(wp.pos, float).copy()  # there: wait for the orientation
             else:
                 self.cmd = np.asarray(wp.pos, float).copy()
                 self.opening = wp.opening  # the gripper acts once the waypoint is reached
