@@ -168,3 +168,8 @@ def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
     evaluate.launch_stack("franka_pick_place", "", "put the red cube in the bowl", tmp_path, expert=True)
     assert list(started) == ["franka_twin"] and started["franka_twin"][-4:] == [
         "-p", "expert:=true", "-p", "real_time_factor:=0.0"]
+    # the expert needs no checkpoint, so a scene that ships none yet can still check its evaluation loop
+    monkeypatch.setattr("lawam_bringup.systems.shipped_checkpoint", lambda scene: tmp_path / "none", raising=False)
+    started.clear()
+    evaluate.launch_stack("quanta_towel_fold", "", "fold the towel in half", tmp_path, expert=True)
+    assert list(started) == ["quanta_twin"]

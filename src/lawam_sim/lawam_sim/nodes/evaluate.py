@@ -108,6 +108,8 @@ def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: 
     scene's shipped one (systems.resolve_checkpoint)."""
     from lawam_bringup import runner
     systems = _registry()
+    if expert:  # only the twin is started: no checkpoint is needed (a scene may ship none yet)
+        checkpoint = systems.PRESET_PREFIX + "tiny"
     plans = runner.plan(systems.SCENE_SYSTEMS[scene], {"use_sim": "true", "checkpoint": checkpoint, "task": task},
                         str(log_dir))
     twin = scenes()[scene][0]
