@@ -119,28 +119,33 @@ class Runner:
     def wait(self, duration: float | None = None) -> int:
         """Block until Ctrl-C, the duration, or a required node's death; then shut down. Exit code."""
         deadline = time.monotonic() + duration if duration else None
-        required = {p.spec.name for p in self.plans if p.spec.required}
         code = 0
         while not self._stop.is_set():
             if deadline and time.monotonic() >= deadline:
                 self.log("lawam", f"duration of {duration:g} s reached, shutting down")
                 break
-            dead = {n: pr.returncode for n, pr in self.procs.items() if pr.poll() is not None}
-            failed = [n for n in dead if n in required]
-            if failed:
-                name = failed[0]
-                self._threads[name].join(timeout=2.0)  # its last words are still in the pipe
-                reason = self.last_line.get(name, "")
-                self.failure = f"required node {name} exited with code {dead[name]}" + (f": {reason}" if reason
-                                                                                       else "")
+            if self.check_required():
                 self.log("lawam", f"{self.failure}; shutting down")
                 code = 1
                 break
-            if len(dead) == len(self.procs):
+            if all(pr.poll() is not None for pr in self.procs.values()):
                 break
             time.sleep(0.05)
         self.shutdown()
         return code
+
+    def check_required(self) -> str | None:
+        """Why the system cannot go on (also kept in `failure`): a required node that has exited, with its
+        exit code and its last output line; None while every required node runs."""
+        required = {p.spec.name for p in self.plans if p.spec.required}
+        for name, proc in self.procs.items():
+            if name in required and proc.poll() is not None:
+                self._threads[name].join(timeout=2.0)  # its last words are still in the pipe
+                reason = self.last_line.get(name, "")
+                self.failure = f"required node {name} exited with code {proc.returncode}" + (
+                    f": {reason}" if reason else "")
+                return self.failure
+        return None
 
     def shutdown(self) -> None:
         alive = lambda: [(n, p) for n, p in self.procs.items() if p.poll() is None]  # noqa: E731

@@ -153,7 +153,7 @@ def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
     gets the system's camera roles and the bridge drives the twin's gripper by topic."""
     import yaml
     started = {}
-    monkeypatch.setattr(evaluate, "_spawn", lambda cmds, log_dir: started.update(cmds) or [])
+    monkeypatch.setattr(evaluate, "_start", lambda stack: started.update({p.spec.name: p.cmd for p in stack.plans}))
     evaluate.launch_stack("franka_pick_place", "preset:tiny", "put the red cube in the bowl", tmp_path)
     assert set(started) == {"franka_twin", "policy_node", "franka_bridge"}
 

@@ -3,6 +3,7 @@ Reset works, and the expert publishes single-step teleop chunks. Each test uses 
 waits for discovery (publisher/subscriber matching) instead of sleeping."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,74 @@ def test_lawam_eval_runs_episodes_with_resets_over_ros(tmp_path):
         assert st["success_rate"] == 1.0 and 0 < st["mean_time_to_success_s"] < 15
     assert result["real_time_factor"] > 0 and isinstance(result["real_time_factor_low"], bool)
     assert "success rate 2/2" in proc.stdout and "sim real-time factor" in proc.stdout
+
+
+def _children(pid: int) -> set[int]:
+    """Pids of the processes whose parent is `pid` (from /proc)."""
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_lawam_eval_stops_its_stack_on_sigterm_and_reports_what_it_has(tmp_path, signum, status):
+    """Regression: SIGTERM used to be swallowed by rclpy's handler; lawam-eval went on (every episode a
+    timeout) with its twin, bridge and policy running. Now either signal tears the stack down, prints the
+    episodes done so far and exits 128 + signal."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(_domain_id()))
+    env["PYTHONPATH"] = f"{PKG_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    out = tmp_path / "eval.json"
+    proc = subprocess.Popen([sys.executable, "-m", "lawam_sim.nodes.evaluate", "--system", "franka_drawer",
+                             "--expert", "--seeds", "0-29", "--json", str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # "started the twin ..."
+        kids = _children(proc.pid)
+        assert kids and "started the twin" in first, first
+        assert proc.stdout.readline().startswith("episode   0")  # one episode done
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert "success rate" in stdout  # the episodes finished before the signal
+    result = json.loads(out.read_text())
+    assert result["interrupted"] and 1 <= len(result["episodes"]) < 30
+    assert not [k for k in kids if _alive(k)], "the twin outlived lawam-eval"
+
+
+def test_lawam_eval_ends_with_the_reason_when_a_node_of_its_stack_dies(tmp_path):
+    """A node that exits ends the evaluation with its last line instead of timeouts counted as failures."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(_domain_id()))
+    env["PYTHONPATH"] = f"{PKG_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    proc = subprocess.Popen([sys.executable, "-m", "lawam_sim.nodes.evaluate", "--system", "franka_drawer",
+                             "--expert", "--seeds", "0-29"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "started the twin" in proc.stdout.readline()
+        assert proc.stdout.readline().startswith("episode   0")
+        for kid in _children(proc.pid):
+            os.kill(kid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "error: required node franka_twin exited with code -9" in stderr, stderr
+    assert "Traceback" not in stderr
 
 
 def test_twin_follows_the_task_topic_and_reset_task_and_reports_unknown_tasks():

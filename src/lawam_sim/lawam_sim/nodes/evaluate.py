@@ -18,12 +18,18 @@ or only ``--task``. Checkpoint: none given = the scene's shipped default (lawam_
 checkpoint for another embodiment or another ordered camera-role list than the system's is refused.
 Bad input: a one-line error, exit 2, nothing started. Prints one line per episode, the success rate per
 instruction and the sim real-time factor; ``--json`` writes all of it.
+
+The stack is supervised as `lawam launch` supervises it (lawam_bringup.runner: SIGINT, then SIGTERM, then
+SIGKILL). Ctrl-C or SIGTERM stops the evaluation: the stack is torn down, the episodes finished so far are
+reported (and written with ``--json``, marked interrupted), exit 130 / 143. A node of the stack that exits
+ends the evaluation with its last line (exit 1) instead of counting timeouts as policy failures.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
+import signal
 import sys
 import tempfile
 import threading
@@ -100,8 +106,7 @@ def check_checkpoint(checkpoint: str, system_name: str, embodiment: str, roles: 
                          f"system {system_name} runs {embodiment!r} with cameras {roles}")
 
 
-def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: bool = False
-                 ) -> list[subprocess.Popen]:
+def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: bool = False):
     """Start the nodes of ``scene``'s system exactly as `lawam launch <system> use_sim:=true` would (the one
     system registry: twin, policy node and bridge with their parameter files and overrides); with ``expert`` the
     twin alone, driven by its scripted expert. ``checkpoint``: a directory, ``preset:NAME``, or "" for the
@@ -115,16 +120,27 @@ def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: 
     twin = scenes()[scene][0]
     if expert:
         twin_plan = next(p for p in plans if p.spec.name == twin)
-        return _spawn({twin: twin_plan.cmd + ["-p", "expert:=true", "-p", "real_time_factor:=0.0"]}, log_dir)
-    return _spawn({p.spec.name: p.cmd for p in plans}, log_dir)
+        plans = [runner.ProcessPlan(twin_plan.spec, twin_plan.cmd + ["-p", "expert:=true", "-p",
+                                                                     "real_time_factor:=0.0"])]
+    return _start(runner.Runner(plans, dict(os.environ), log_dir=str(log_dir), out=open(os.devnull, "w")))
 
 
-def _spawn(cmds: dict, log_dir: Path) -> list[subprocess.Popen]:
-    procs = []
-    for name, cmd in cmds.items():
-        with open(log_dir / f"{name}.log", "w") as log:  # the child keeps its own handle
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-    return procs
+def _start(stack):
+    """Start a runner.Runner (its nodes' output goes to its log directory); returns it."""
+    stack.start()
+    return stack
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM during an evaluation."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
 def _wait(fut, what: str, timeout: float = 30.0):
@@ -136,9 +152,14 @@ def _wait(fut, what: str, timeout: float = 30.0):
     return fut.result()
 
 
+class StackDied(RuntimeError):
+    """A node of the evaluated stack exited (runner.Runner.check_required says which and why)."""
+
+
 class Evaluator:
-    def __init__(self, node, twin: str, bridge: str | None):
+    def __init__(self, node, twin: str, bridge: str | None, stack=None):
         self.node = node
+        self.stack = stack  # runner.Runner of the nodes lawam-eval started; None with --attach
         self.sim_time = 0.0
         self.last_clock_wall = time.monotonic()
         self.success: bool | None = None
@@ -167,8 +188,15 @@ class Evaluator:
         if self.set_task is not None:
             clients[SET_TASK_SERVICE] = self.set_task
         for name, cli in clients.items():
-            if not cli.wait_for_service(timeout_sec=max(1.0, timeout - (time.monotonic() - t0))):
-                raise RuntimeError(f"{name} did not come up")
+            while not cli.wait_for_service(timeout_sec=1.0):
+                self.check_stack()
+                if time.monotonic() - t0 > timeout:
+                    raise RuntimeError(f"{name} did not come up within {timeout:g} s")
+
+    def check_stack(self) -> None:
+        """Raise StackDied when a node lawam-eval started has exited (its reason, not the symptom)."""
+        if self.stack is not None and self.stack.check_required():
+            raise StackDied(self.stack.failure)
 
     def _call(self, name: str, seed: int, task: str = "") -> str:
         r = _wait(self.resets[name].call_async(Reset.Request(seed=seed, task=task)), f"/{name}/reset")
@@ -199,6 +227,7 @@ class Evaluator:
                     return True, self.sim_time - start, time.monotonic() - wall0
                 if self.sim_time - start >= timeout_s:
                     return False, self.sim_time - start, time.monotonic() - wall0
+                self.check_stack()
                 if time.monotonic() - self.last_clock_wall > STALL_S:
                     raise RuntimeError("/clock stopped advancing")
                 self.cond.wait(timeout=1.0)
@@ -274,20 +303,23 @@ def main(argv=None) -> int:
     args, indices, instructions = parse_args(argv)
     twin, bridge, default_timeout = scenes()[args.system]
     timeout_s = args.timeout_s or default_timeout
-    procs, log_dir = [], Path(tempfile.mkdtemp(prefix="lawam-eval-"))
-    if not args.attach:
-        procs = launch_stack(args.system, args.checkpoint, instructions[0], log_dir, args.expert)
-        print(f"started {'the twin with its expert' if args.expert else 'twin, bridge and policy'} "
-              f"(logs in {log_dir})", flush=True)
-    rclpy.init()
-    node = rclpy.create_node("lawam_eval")
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    results = []
+    stack, log_dir = None, Path(tempfile.mkdtemp(prefix="lawam-eval-"))
+    results, stopped, status = [], None, 0
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    node = executor = None
     try:
-        ev = Evaluator(node, twin, None if args.expert else bridge)
+        if not args.attach:
+            stack = launch_stack(args.system, args.checkpoint, instructions[0], log_dir, args.expert)
+            print(f"started {'the twin with its expert' if args.expert else 'twin, bridge and policy'} "
+                  f"(logs in {log_dir})", flush=True)
+        # rclpy's own handlers would swallow SIGTERM (the process went on with its stack running)
+        rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        node = rclpy.create_node("lawam_eval")
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        ev = Evaluator(node, twin, None if args.expert else bridge, stack)
         ev.wait_ready()
         for index in indices:
             seed = EVAL_SEEDS[index]
@@ -298,17 +330,24 @@ def main(argv=None) -> int:
                                 "wall_time_s": round(wall, 2)})
                 print(f"episode {len(results) - 1:3d} seed {seed} {instruction!r}: "
                       f"{'success' if ok else 'timeout'} after {t:.1f} s sim", flush=True)
+    except Interrupted as e:
+        stopped, status = f"interrupted ({e})", 128 + e.signum
+    except RuntimeError as e:  # StackDied (a node exited), a service that never came up, a stalled clock
+        stopped, status = f"error: {e}", 1
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the teardown short
+            signal.signal(sig, signal.SIG_IGN)
+        if executor is not None:
+            executor.shutdown()
+            node.destroy_node()
         rclpy.try_shutdown()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if stack is not None:
+            stack.shutdown()
+    if stopped:
+        print(f"lawam-eval: {stopped}; stack stopped after {len(results)} episode(s)"
+              + ("; the results so far:" if results else ""), file=sys.stderr, flush=True)
+        if not results:
+            return status
     summary = summarise(results, instructions)
     n_ok = sum(r["success"] for r in results)
     print(f"{args.system}: success rate {n_ok}/{len(results)} = {100 * summary['success_rate']:.1f} %")
@@ -323,9 +362,10 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"system": args.system, "checkpoint": args.checkpoint,
                                          "expert": args.expert, "instructions": instructions,
+                                         "interrupted": stopped,
                                          "seeds": [EVAL_SEEDS[i] for i in indices],
                                          "episodes": results, **summary}, indent=2))
-    return 0
+    return status
 
 
 if __name__ == "__main__":
