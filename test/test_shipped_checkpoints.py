@@ -10,11 +10,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "src" / "lawam_bringup" / "checkpoints"
-# scene -> (seeds (indices into EVAL_SEEDS), successes needed per instruction). A scene whose checkpoint is
-# shipped gets one line here, e.g. "franka_drawer": (range(5), 3).
+# scene -> (seeds (indices into EVAL_SEEDS), successes needed per instruction): every scene ships a checkpoint.
 CASES = {
     "franka_pick_place": (range(5), 4),
     "franka_drawer": (range(5), 3),
+    "quanta_towel_fold": (range(5), 3),
 }
 # Targets the shipped checkpoint does not meet yet: the case runs and must fail (strict), so the marker has to go
 # the day a checkpoint meets the target.
