@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUPPORT = os.path.join(ROOT, "test", "support")
 CONFIG = os.path.join(ROOT, "config")
 DEADLINE_S = 120.0  # guards against hangs only; nothing here is about speed
+RETRY_S = 10.0
 
 KINDS = {
     "franka_twin": ("lawam_sim.nodes.franka_twin", "FrankaTwin", ["-p", "camera_rate_hz:=5.0"]),
@@ -43,14 +44,16 @@ def _wait_until_spinning(domain: int, name: str, proc, log_path) -> None:
         executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(probe)
         t0 = time.monotonic()
-        future = None
+        future, sent = None, 0.0
         while future is None or not future.done():
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited early ({proc.returncode}):\n{open(log_path).read()[-3000:]}")
             if time.monotonic() - t0 > DEADLINE_S:
                 raise AssertionError(f"{name} never answered:\n{open(log_path).read()[-3000:]}")
-            if future is None and client.service_is_ready():
-                future = client.call_async(ListParameters.Request())
+            # ask again when an answer is overdue: on a loaded machine the node's response can time out on
+            # the way ("failed to send response (timeout)"), and a probe waiting for it would wait for ever
+            if client.service_is_ready() and (future is None or time.monotonic() - sent > RETRY_S):
+                future, sent = client.call_async(ListParameters.Request()), time.monotonic()
             executor.spin_once(timeout_sec=0.05)
         executor.shutdown()
         probe.destroy_node()

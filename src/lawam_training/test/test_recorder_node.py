@@ -69,6 +69,11 @@ class Harness:
     def call(self, name, **fields):
         fut = self.clients[name].call_async(self.types[name].Request(**fields))
         wait_for(fut.done, 120, what=f"{name}_episode response")
+        if name in ("stop", "discard"):
+            # Statuses published before the stop may still be on their way (the service reply takes another
+            # path): wait for one from after it, so the counters are final and a stale "recording" status is
+            # not taken for the next episode's (a later wait_frames passed at once, then stop found no frames).
+            wait_for(lambda: self.status.get("recording") is False, 30, what=f"a status after {name}")
         return fut.result()
 
     def wait_frames(self, n):

@@ -333,7 +333,9 @@ def main(argv=None) -> int:
     except Interrupted as e:
         stopped, status = f"interrupted ({e})", 128 + e.signum
     except RuntimeError as e:  # StackDied (a node exited), a service that never came up, a stalled clock
-        stopped, status = f"error: {e}", 1
+        # a dead node is the cause of any symptom here (an unanswered reset, a stalled clock): name it
+        cause = stack.check_required() if stack is not None else None
+        stopped, status = f"error: {cause or e}", 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the teardown short
             signal.signal(sig, signal.SIG_IGN)
