@@ -152,8 +152,9 @@ def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
     """lawam-eval starts the nodes `lawam launch` plans (same parameter files and overrides): the policy node
     gets the system's camera roles and the bridge drives the twin's gripper by topic."""
     import yaml
+    from lawam_bringup.runner import Runner
     started = {}
-    monkeypatch.setattr(evaluate, "_start", lambda stack: started.update({p.spec.name: p.cmd for p in stack.plans}))
+    monkeypatch.setattr(Runner, "start", lambda stack: started.update({p.spec.name: p.cmd for p in stack.plans}))
     evaluate.launch_stack("franka_pick_place", "preset:tiny", "put the red cube in the bowl", tmp_path)
     assert set(started) == {"franka_twin", "policy_node", "franka_bridge"}
 

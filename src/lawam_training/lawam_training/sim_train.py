@@ -219,7 +219,7 @@ class Recipe:
         self.log(f"plan: stage 1 {s1} steps ({per_step[1]:.2f} s/step), stage 2 {s2} steps "
                  f"({per_step[2]:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
         self.done("plan", **plan)
-        return plan
+        return self.phase("plan")  # the recorded dict: replan_stage2 adds to it
 
     def stage1(self, policy, train, val, steps: int) -> None:
         from .train import Trainer
@@ -253,7 +253,7 @@ class Recipe:
             self.log(f"plan: stage 1 ran at {s1['wall_s'] / s1['steps']:.2f} s/step (probe "
                      f"{plan['s_per_step'][1]:.2f}): stage 2 gets {steps} steps for the "
                      f"{(self.args.budget_min * 60 - s1['wall_s']) / 60:.1f} min left (planned {plan['stage2_steps']})")
-        self.phase("plan")["stage2_steps_final"] = steps
+        plan["stage2_steps_final"] = steps
         self.save()
         return steps
 

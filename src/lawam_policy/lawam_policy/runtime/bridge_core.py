@@ -32,8 +32,8 @@ from . import quaternion as quat
 from .chunk import Chunk, ChunkError
 from .executor import DEFAULT_BLEND_WINDOW_S, ChunkExecutor
 from .interpolation import INTERPOLATIONS
-from .stamps import ClockJumps
 from .safety import ArmSafety, SafetyLimits
+from .stamps import ClockJumps
 
 
 @dataclass

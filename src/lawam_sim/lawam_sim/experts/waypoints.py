@@ -54,10 +54,9 @@ class WaypointTrack:
             max_step = (wp.speed or self.speed) * dt
             if dist > max_step:
                 self.cmd = self.cmd + delta * (max_step / dist)
-            elif not turned:
-                self.cmd = np.asarray(wp.pos, float).copy()  # there: wait for the orientation
             else:
                 self.cmd = np.asarray(wp.pos, float).copy()
+            if dist <= max_step and turned:  # reached (position and orientation)
                 self.opening = wp.opening  # the gripper acts once the waypoint is reached
                 self._dwell_left += dt
                 if self._dwell_left >= wp.dwell_s:

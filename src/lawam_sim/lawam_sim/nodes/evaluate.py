@@ -122,12 +122,8 @@ def launch_stack(scene: str, checkpoint: str, task: str, log_dir: Path, expert: 
         twin_plan = next(p for p in plans if p.spec.name == twin)
         plans = [runner.ProcessPlan(twin_plan.spec, twin_plan.cmd + ["-p", "expert:=true", "-p",
                                                                      "real_time_factor:=0.0"])]
-    return _start(runner.Runner(plans, dict(os.environ), log_dir=str(log_dir), out=open(os.devnull, "w")))
-
-
-def _start(stack):
-    """Start a runner.Runner (its nodes' output goes to its log directory); returns it."""
-    stack.start()
+    stack = runner.Runner(plans, dict(os.environ), log_dir=str(log_dir), out=open(os.devnull, "w"))
+    stack.start()  # the nodes' output goes to the log directory
     return stack
 
 
