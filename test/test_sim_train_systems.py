@@ -11,7 +11,7 @@ from lawam_training.sim_rollout import bridge_limits
 
 @pytest.mark.parametrize("name", sorted(sim_train.SYSTEMS))
 def test_recipe_system_matches_the_registry(name):
-    scene, demos, fps, dart = sim_train.SYSTEMS[name]
+    scene = sim_train.SYSTEMS[name][0]
     system = SYSTEMS[name]
     assert system.scene == scene and SCENE_SYSTEMS[scene] == name
     twin, embodiment, _, _ = TWINS[scene]
@@ -32,3 +32,41 @@ def test_recipe_cameras_exist_in_the_scene(name):
     scene = make_scene(sim_train.SYSTEMS[name][0])
     for cam, _ in twin_cameras(scene.name):
         assert cam in scene.cameras and mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) >= 0, cam
+
+
+def _published_camera_topics(twin_node) -> set:
+    """The image topics a twin node publishes: its camera settings (declared defaults, its parameter file,
+    the system's overrides), then the system's remappings."""
+    from lawam_policy.parameters import node_values
+    p = node_values(twin_node.name, [sim_train.workspace_root() / "config" / f for f in twin_node.param_files])
+    p.update(twin_node.parameters)
+    if "wrist_camera" in p:  # Franka twin: the front camera, the hand camera when wrist_camera
+        topics = [p["camera_topic"]] + ([p["wrist_camera_topic"]] if p["wrist_camera"] else [])
+    else:  # Quanta twin: the high camera and, with wrist_cameras, one per arm
+        topics = [p["camera_topic"]] + ([v for k, v in p.items() if k.endswith("_wrist_camera_topic")]
+                                        if p["wrist_cameras"] else [])
+    remap = dict(twin_node.remappings)
+    return {remap.get(t, t) for t in topics}
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+@pytest.mark.parametrize("wrist", ["default", "", "/my/wrist"])
+def test_in_sim_the_twin_publishes_every_camera_the_policy_takes(name, wrist):
+    """franka_pick_place's policy takes the hand camera by default (its checkpoint's roles): the twin must
+    render it; franka_drawer's does not (and the twin renders no camera nobody reads)."""
+    system = SYSTEMS[name]
+    overrides = {"checkpoint": "preset:tiny"}
+    if wrist != "default" and system.twin == "franka_twin":
+        overrides["wrist_camera"] = wrist
+    nodes = {n.name: n for n in system.resolve(overrides)}
+    wanted = nodes["policy_node"].parameters["camera_topics"]
+    assert wanted == system.camera_topics(overrides)
+    if system.twin == "franka_twin":
+        assert _published_camera_topics(nodes[system.twin]) == set(wanted)
+    else:
+        assert set(wanted) <= _published_camera_topics(nodes[system.twin])
+
+
+def test_pick_place_takes_the_wrist_camera_and_the_drawer_does_not():
+    assert SYSTEMS["franka_pick_place"].camera_roles() == ["primary", "wrist"]
+    assert SYSTEMS["franka_drawer"].camera_roles() == ["primary"]

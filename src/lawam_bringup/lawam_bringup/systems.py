@@ -235,9 +235,12 @@ def _franka(args: dict, system: str, scene: str) -> list[NodeSpec]:
     roles = ["primary"] + (["wrist"] if args["wrist_camera"] else [])
     nodes = []
     if sim:
+        # The twin renders the hand camera only when the policy takes a wrist view.
+        wrist = {"wrist_camera": True} if args["wrist_camera"] else {}
         nodes.append(NodeSpec("lawam_sim", "franka_twin", "franka_twin", param_files=("franka_twin.yaml",),
-                              parameters={"scene": scene, "task": _task(args, scene)},
-                              remappings=((FRANKA.camera_topic("primary"), args["primary_camera"]),)))
+                              parameters={"scene": scene, "task": _task(args, scene), **wrist},
+                              remappings=((FRANKA.camera_topic("primary"), args["primary_camera"]),)
+                              + (((FRANKA.camera_topic("wrist"), args["wrist_camera"]),) if wrist else ())))
     frame = franka_bridge_frame(profile_files) if profile_files else FRANKA.base_frame
     nodes.append(_policy(args, scene, "franka_panda", cameras, roles,
                          **({"frame_id": frame} if frame != FRANKA.base_frame else {})))
@@ -266,10 +269,12 @@ def _quanta(args: dict, system: str, scene: str) -> list[NodeSpec]:
                             "quanta_twin")
 
 
-def _franka_system(name: str, description: str) -> System:
-    """A Franka task: the system `name` runs the twin scene of the same name; all Franka tasks share arguments."""
+def _franka_system(name: str, description: str, wrist: bool) -> System:
+    """A Franka task: the system `name` runs the twin scene of the same name; all Franka tasks share arguments.
+    `wrist`: its policy takes the hand camera by default (its shipped checkpoint's camera roles)."""
+    wrist_topic = FRANKA.camera_topic("wrist") if wrist else ""
     return System(name, description,
-                  _common_arguments({"primary_camera": FRANKA.camera_topic("primary"), "wrist_camera": ""}) + (
+                  _common_arguments({"primary_camera": FRANKA.camera_topic("primary"), "wrist_camera": wrist_topic}) + (
                       Argument("robot_profile", "panda", "Franka bridge profile: panda (the twin; franka_ros2 humble "
                                "v0.1.x naming) or fr3 (franka_ros2 jazzy); see config/franka_bridge*.yaml",
                                ("panda", "fr3")),),
@@ -280,8 +285,9 @@ def _franka_system(name: str, description: str) -> System:
 
 SYSTEMS: dict[str, System] = {s.name: s for s in (
     _franka_system("franka_pick_place", "Franka Panda pick-and-place (the red or the green cube into the bowl) "
-                                        "with the LaWAM policy; MuJoCo twin by default"),
-    _franka_system("franka_drawer", "Franka Panda drawer opening with the LaWAM policy; MuJoCo twin by default"),
+                                        "with the LaWAM policy; MuJoCo twin by default", wrist=True),
+    _franka_system("franka_drawer", "Franka Panda drawer opening with the LaWAM policy; MuJoCo twin by default",
+                   wrist=False),
     System("quanta_towel_fold",
            "Quanta X1 bimanual towel fold with the LaWAM policy; MuJoCo twin by default",
            _common_arguments({arg: QUANTA.camera_topic(role) for arg, role in QUANTA_CAMERAS}),

@@ -113,3 +113,37 @@ def test_pick_place_cubes_share_one_distribution():
         assert np.allclose(geom.size, scene.model.geom("red_cube").size)
         assert np.allclose(geom.friction, scene.model.geom("red_cube").friction)
         assert scene.model.body(f"{colour}_cube").mass == scene.model.body("red_cube").mass
+
+
+def test_pick_place_colour_exchange_swaps_the_cubes_in_the_image_only():
+    """Inside colours_exchanged the red cube's pixels look like the green cube's and back; nothing else in
+    the image or the physics changes, and the colours come back after the block (also on an exception)."""
+    scene = make_scene("franka_pick_place")
+    scene.reset(EVAL_SEEDS[0], "put the red cube in the bowl")
+    rig = CameraRig(scene.model, 224, 224)
+    plain = rig.render(scene.data, "front").astype(int)
+    qpos = scene.data.qpos.copy()
+    with scene.colours_exchanged():
+        swapped = rig.render(scene.data, "front").astype(int)
+    with pytest.raises(RuntimeError):
+        with scene.colours_exchanged():
+            raise RuntimeError("inside")
+    after = rig.render(scene.data, "front").astype(int)
+    rig.close()
+    assert np.array_equal(after, plain) and np.array_equal(scene.data.qpos, qpos)
+    changed = np.abs(swapped - plain).sum(-1) > 30
+    red = (plain[..., 0] > 120) & (plain[..., 1] < 60)
+    green = (plain[..., 1] > 100) & (plain[..., 0] < 60)
+    assert red.sum() > 10 and green.sum() > 10
+    assert changed[red].mean() > 0.9 and changed[green].mean() > 0.9  # both cubes changed colour ...
+    assert changed.sum() <= 1.2 * (red.sum() + green.sum())  # ... and nothing else did
+    assert ((swapped[red][:, 1] > 100) & (swapped[red][:, 0] < 60)).mean() > 0.9  # red became green
+    assert ((swapped[green][:, 0] > 120) & (swapped[green][:, 1] < 60)).mean() > 0.9
+
+
+def test_pick_place_exchanged_instruction_names_the_other_colour():
+    scene = make_scene("franka_pick_place")
+    red, green = "put the red cube in the bowl", "put the green cube in the bowl"
+    assert scene.exchanged_instruction(red) == green and scene.exchanged_instruction(green) == red
+    with pytest.raises(KeyError):
+        scene.exchanged_instruction("put the blue cube in the bowl")

@@ -24,7 +24,7 @@ import numpy as np
 # primary first. The scene cameras are the ones the twin node publishes on the system's camera topics
 # (franka_twin: front; quanta_twin: cam_high, left_wrist, right_wrist).
 TWINS = {
-    "franka_pick_place": ("franka_twin", "franka_panda", "front", "primary"),
+    "franka_pick_place": ("franka_twin", "franka_panda", ("front", "handcam_rgb"), ("primary", "wrist")),
     "franka_drawer": ("franka_twin", "franka_panda", "front", "primary"),
     "quanta_towel_fold": ("quanta_twin", "quanta_x1", ("cam_high", "left_wrist", "right_wrist"),
                           ("primary", "left_wrist", "right_wrist")),
@@ -96,10 +96,11 @@ class OUNoise:
 
 
 def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, dart_sigma_m: float = 0.0,
-                   dart_tau_s: float = 0.5, settle_s: float = 1.0):
-    """Run the scene's expert once; returns (frames, metrics). frames: list of (images, state, action) with
-    images a list of (H, W, 3) uint8 arrays, one per camera of `camera` (a scene camera name or an ordered
-    sequence of them)."""
+                   dart_tau_s: float = 0.5, settle_s: float = 1.0, exchange_colours: bool = False):
+    """Run the scene's expert once; returns (frames, metrics). frames: list of (images, state, action,
+    exchanged) with images a list of (H, W, 3) uint8 arrays, one per camera of `camera` (a scene camera name or
+    an ordered sequence of them); `exchanged`: with `exchange_colours` (scenes with `colours_exchanged`, e.g.
+    pick-and-place), the same cameras rendered with the object colours exchanged, else None."""
     from lawam_sim.experts import make_expert
 
     scene.reset(seed, instruction)
@@ -118,6 +119,10 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
         take = tick % ticks == 0
         if take:
             images, state = [rig.render(scene.data, c) for c in cameras], state_vector(scene, arms)
+            exchanged = None
+            if exchange_colours:
+                with scene.colours_exchanged():
+                    exchanged = [rig.render(scene.data, c) for c in cameras]
         action = expert.act(scene)
         wire = []
         for arm in arms:
@@ -127,7 +132,7 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
             scene.set_gripper(arm, opening)
             wire += [pos, quat, [opening]]
         if take:
-            frames.append((images, state, np.concatenate(wire).astype(np.float32)))
+            frames.append((images, state, np.concatenate(wire).astype(np.float32), exchanged))
         scene.step(steps_per_action)
         tick += 1
         if expert.done and done_at is None:
@@ -138,9 +143,14 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
 
 
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
-            dart_sigma_m: float = 0.0, progress: bool = True, log=print) -> dict:
+            dart_sigma_m: float = 0.0, exchange_colours: bool = False, progress: bool = True, log=print) -> dict:
     """Record `episodes` successful expert episodes (one seed each, the scene's instructions alternating)
-    into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary."""
+    into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary.
+
+    `exchange_colours` (pick-and-place): each demo is followed in the dataset by its counterfactual twin, the
+    same frames rendered with the two cubes' colours exchanged, under the other instruction; the pair
+    shows that the word and the colour, not the place, decide which cube is taken. Episodes 2k and 2k+1
+    then form one pair."""
     from tqdm import tqdm
 
     # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
@@ -158,7 +168,10 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     h, w = s.image_size
     rig = CameraRig(scene.model, w, h)
     store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {r: (h, w) for r in roles}), embodiment)
-    done = read_info(output)["total_episodes"] if (Path(output) / "meta/info.json").is_file() else 0
+    per_demo = 2 if exchange_colours else 1
+    if exchange_colours and not hasattr(scene, "colours_exchanged"):
+        raise ValueError(f"scene {scene_name} has no colour exchange")
+    done = read_info(output)["total_episodes"] // per_demo if (Path(output) / "meta/info.json").is_file() else 0
     instructions = scene.instructions
     kept, failed, frames_total = done, [], 0
     seeds = training_seeds(2 * episodes + 50, first_seed)
@@ -171,14 +184,20 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
         seed = seeds[i]
         instruction = instructions[i % len(instructions)]
         i += 1
-        frames, metrics = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m)
+        frames, metrics = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m,
+                                         exchange_colours=exchange_colours)
         if not metrics["success"]:
             failed.append(seed)
             continue
         rec = store.begin_episode(instruction)
-        for images, state, action in frames:
+        for images, state, action, _ in frames:
             rec.add_frame(dict(zip(roles, images)), state, action)
         rec.commit()
+        if exchange_colours:
+            rec = store.begin_episode(scene.exchanged_instruction(instruction))
+            for _, state, action, exchanged in frames:
+                rec.add_frame(dict(zip(roles, exchanged)), state, action)
+            rec.commit()
         kept += 1
         frames_total += len(frames)
         bar.update(1)
@@ -189,4 +208,5 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
         raise RuntimeError(f"only {kept} of {episodes} expert episodes succeeded")
     info = read_info(output)
     return {"dataset": str(output), "episodes": info["total_episodes"], "frames": info["total_frames"],
-            "fps": fps, "failed_seeds": failed, "dart_sigma_m": dart_sigma_m, "instructions": list(instructions)}
+            "fps": fps, "failed_seeds": failed, "dart_sigma_m": dart_sigma_m, "instructions": list(instructions),
+            "exchange_colours": exchange_colours, "demos": info["total_episodes"] // per_demo}

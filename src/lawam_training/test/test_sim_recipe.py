@@ -191,6 +191,7 @@ def test_per_system_defaults_and_pick_place_settings_unchanged():
 def test_twin_cameras_in_role_order():
     from lawam_training.sim_demos import twin_cameras
     assert twin_cameras("franka_drawer") == [("front", "primary")]
+    assert twin_cameras("franka_pick_place") == [("front", "primary"), ("handcam_rgb", "wrist")]
     assert twin_cameras("quanta_towel_fold") == [("cam_high", "primary"), ("left_wrist", "left_wrist"),
                                                  ("right_wrist", "right_wrist")]
 
@@ -332,3 +333,47 @@ def test_collect_records_every_camera_of_the_system(tmp_path):
         first = decode_all_frames(video)[1][0].astype(float)
         errors = [float(np.abs(first - t).mean()) for t in truth]
         assert int(np.argmin(errors)) == v, (role, errors)
+
+
+def test_collect_with_colour_exchange_adds_each_demos_counterfactual_twin(tmp_path):
+    """Pick-and-place, one demo: episode 0 is the expert's, episode 1 the same states and actions under the
+    other instruction, its images the cubes' colours exchanged (wrist view too)."""
+    pytest.importorskip("lerobot")
+    import pandas as pd
+    from lawam_sim.rendering import CameraRig
+    from lawam_sim.scenes import make_scene
+    from lawam_training.video_decode import decode_all_frames
+    from lawam_training.sim_demos import collect, training_seeds, twin_cameras
+
+    info = collect("franka_pick_place", sim_train.workspace_root() / "config", tmp_path / "d", 1, 10,
+                   dart_sigma_m=0.0, exchange_colours=True, progress=False)
+    assert info["episodes"] == 2 and info["demos"] == 1 and info["exchange_colours"]
+    data = pd.concat([pd.read_parquet(f) for f in sorted((tmp_path / "d" / "data").rglob("*.parquet"))])
+    tasks = pd.read_parquet(tmp_path / "d" / "meta" / "tasks.parquet")
+    task_of = {int(i): name for name, i in zip(tasks.index, tasks["task_index"])}
+    ep0, ep1 = (data[data.episode_index == e] for e in (0, 1))
+    assert [task_of[int(ep.task_index.iloc[0])] for ep in (ep0, ep1)] == ["put the red cube in the bowl",
+                                                                          "put the green cube in the bowl"]
+    assert np.array_equal(np.stack(ep0.action), np.stack(ep1.action))
+    assert np.array_equal(np.stack(ep0["observation.state"]), np.stack(ep1["observation.state"]))
+    scene = make_scene("franka_pick_place")  # the first frame is taken right after the reset
+    scene.reset(training_seeds(1)[0], "put the red cube in the bowl")
+    rig = CameraRig(scene.model, 224, 224)
+    for camera, role in twin_cameras("franka_pick_place"):
+        plain = rig.render(scene.data, camera).astype(float)
+        with scene.colours_exchanged():
+            exchanged = rig.render(scene.data, camera).astype(float)
+        videos = sorted((tmp_path / "d" / "videos" / f"observation.images.{role}").rglob("*.mp4"))
+        frames = np.concatenate([decode_all_frames(v)[1] for v in videos]).astype(float)
+        second = frames[len(ep0)]  # episode 1's first frame (episodes share one video file)
+        assert np.abs(frames[0] - plain).mean() < np.abs(frames[0] - exchanged).mean(), role
+        assert np.abs(second - exchanged).mean() < np.abs(second - plain).mean(), role
+    rig.close()
+
+
+def test_a_demo_and_its_colour_exchanged_twin_are_held_out_together():
+    from lawam_training.sim_train import held_out_episodes
+    held = held_out_episodes(300, 6, seed=0, per_demo=2)
+    assert len(held) == 12 and all(e ^ 1 in held for e in held)
+    assert len(held_out_episodes(150, 6, seed=0)) == 6
+    assert held_out_episodes(150, 6, seed=0) == held_out_episodes(150, 6, seed=0)

@@ -12,6 +12,9 @@ its rim), the other cube does not, and the gripper has let go (opening > 0.5).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import mujoco
 import numpy as np
 
 from lawam_sim.scenes import INSTRUCTIONS
@@ -103,6 +106,23 @@ class PickPlaceScene(FrankaScene):
         w, x, y, z = self.data.qpos[a + 3:a + 7]
         yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
         return self.data.qpos[a:a + 3].copy(), float(yaw)
+
+    @contextmanager
+    def colours_exchanged(self):
+        """Render the two cubes in each other's colour inside the block (physics untouched; the colours are
+        restored on exit). A demo rendered so is the counterfactual demo of `exchanged_instruction`."""
+        ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"{c}_cube") for c in COLOURS]
+        saved = self.model.geom_rgba[ids].copy()
+        self.model.geom_rgba[ids] = saved[::-1]
+        try:
+            yield
+        finally:
+            self.model.geom_rgba[ids] = saved
+
+    @staticmethod
+    def exchanged_instruction(instruction: str) -> str:
+        """The instruction naming the other colour: with the colours exchanged, it names the same cube."""
+        return next(i for i, c in TARGET_COLOUR.items() if c != TARGET_COLOUR[instruction])
 
     def bowl_pos(self) -> np.ndarray:
         return self.data.xpos[self.body_id("bowl")].copy()
