@@ -147,3 +147,23 @@ def test_pick_place_exchanged_instruction_names_the_other_colour():
     assert scene.exchanged_instruction(red) == green and scene.exchanged_instruction(green) == red
     with pytest.raises(KeyError):
         scene.exchanged_instruction("put the blue cube in the bowl")
+
+
+def test_pick_place_distractor_moves_in_a_rendering_copy_only():
+    """data_with_distractor_at puts the cube the instruction does not name at a new place drawn by the layout
+    rules, in a copy for rendering: the scene's state, the named cube and the arm stay where they are."""
+    from lawam_sim.scenes.franka_pick_place import MIN_BOWL_CLEARANCE, MIN_CUBE_SEPARATION
+    scene = make_scene("franka_pick_place")
+    scene.reset(EVAL_SEEDS[1], "put the green cube in the bowl")
+    qpos, xpos = scene.data.qpos.copy(), scene.data.xpos.copy()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        xy, yaw = scene.draw_distractor_place(rng)
+        assert np.linalg.norm(xy - scene.cube_pose("green")[0][:2]) >= MIN_CUBE_SEPARATION
+        assert np.linalg.norm(xy - scene.bowl_pos()[:2]) >= MIN_BOWL_CLEARANCE
+    copy = scene.data_with_distractor_at(xy, yaw)
+    assert np.array_equal(scene.data.qpos, qpos) and np.array_equal(scene.data.xpos, xpos)
+    red = scene.model.body("red_cube").id
+    assert np.allclose(copy.xpos[red][:2], xy) and not np.allclose(xpos[red][:2], xy)
+    others = [b for b in range(scene.model.nbody) if b != red]  # the green cube, the arm, the bowl, ...
+    assert np.allclose(copy.xpos[others], xpos[others])

@@ -14,6 +14,7 @@ expert fails (e.g. noise knocked the cube) are dropped.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,15 +96,44 @@ class OUNoise:
         return self.x
 
 
+@dataclass(frozen=True)
+class RenderVariant:
+    """A counterfactual rendering of a pick-and-place demo: the same motion, states and actions, seen with the
+    cubes' colours exchanged (then under the other instruction) and/or the cube the instruction does not name
+    standing elsewhere (``distractor``: its (xy, yaw); None: where it is)."""
+    exchanged: bool = False
+    distractor: tuple | None = None
+
+    def instruction(self, scene, instruction: str) -> str:
+        return scene.exchanged_instruction(instruction) if self.exchanged else instruction
+
+    def render(self, scene, rig, cameras) -> list:
+        data = scene.data if self.distractor is None else scene.data_with_distractor_at(*self.distractor)
+        with scene.colours_exchanged() if self.exchanged else nullcontext():
+            return [rig.render(data, c) for c in cameras]
+
+
+def draw_variants(scene, rng: np.random.Generator, exchange_colours: bool, distractor_moves: int) -> list:
+    """The demo's counterfactual renderings: every combination of the distractor where it is or at one of
+    `distractor_moves` new places, and the colours as they are or exchanged, but the demo's own view."""
+    if (exchange_colours or distractor_moves) and not hasattr(scene, "colours_exchanged"):
+        raise ValueError(f"scene {scene.name} has no counterfactual renderings")
+    places = [None] + [scene.draw_distractor_place(rng) for _ in range(distractor_moves)]
+    colours = (False, True) if exchange_colours else (False,)
+    return [RenderVariant(ex, place) for place in places for ex in colours][1:]
+
+
 def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, dart_sigma_m: float = 0.0,
-                   dart_tau_s: float = 0.5, settle_s: float = 1.0, exchange_colours: bool = False):
-    """Run the scene's expert once; returns (frames, metrics). frames: list of (images, state, action,
-    exchanged) with images a list of (H, W, 3) uint8 arrays, one per camera of `camera` (a scene camera name or
-    an ordered sequence of them); `exchanged`: with `exchange_colours` (scenes with `colours_exchanged`, e.g.
-    pick-and-place), the same cameras rendered with the object colours exchanged, else None."""
+                   dart_tau_s: float = 0.5, settle_s: float = 1.0, exchange_colours: bool = False,
+                   distractor_moves: int = 0):
+    """Run the scene's expert once; returns (frames, metrics, variants). frames: list of (images, state,
+    action, variant_images) with images a list of (H, W, 3) uint8 arrays, one per camera of `camera` (a scene
+    camera name or an ordered sequence of them), and variant_images one such list per RenderVariant of
+    `variants` (draw_variants; none by default)."""
     from lawam_sim.experts import make_expert
 
     scene.reset(seed, instruction)
+    variants = draw_variants(scene, np.random.default_rng(seed + 104729), exchange_colours, distractor_moves)
     expert = make_expert(scene)
     arms = scene.arms
     steps_per_action = max(1, int(round(1.0 / (expert.control_hz * scene.dt))))
@@ -119,10 +149,7 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
         take = tick % ticks == 0
         if take:
             images, state = [rig.render(scene.data, c) for c in cameras], state_vector(scene, arms)
-            exchanged = None
-            if exchange_colours:
-                with scene.colours_exchanged():
-                    exchanged = [rig.render(scene.data, c) for c in cameras]
+            variant_images = [v.render(scene, rig, cameras) for v in variants]
         action = expert.act(scene)
         wire = []
         for arm in arms:
@@ -132,25 +159,27 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
             scene.set_gripper(arm, opening)
             wire += [pos, quat, [opening]]
         if take:
-            frames.append((images, state, np.concatenate(wire).astype(np.float32), exchanged))
+            frames.append((images, state, np.concatenate(wire).astype(np.float32), variant_images))
         scene.step(steps_per_action)
         tick += 1
         if expert.done and done_at is None:
             done_at = scene.time
         if done_at is not None and scene.time - done_at >= settle_s:
             break
-    return frames, scene.metrics()
+    return frames, scene.metrics(), variants
 
 
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
-            dart_sigma_m: float = 0.0, exchange_colours: bool = False, progress: bool = True, log=print) -> dict:
+            dart_sigma_m: float = 0.0, exchange_colours: bool = False, distractor_moves: int = 0,
+            progress: bool = True, log=print) -> dict:
     """Record `episodes` successful expert episodes (one seed each, the scene's instructions alternating)
     into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary.
 
-    `exchange_colours` (pick-and-place): each demo is followed in the dataset by its counterfactual twin, the
-    same frames rendered with the two cubes' colours exchanged, under the other instruction; the pair
-    shows that the word and the colour, not the place, decide which cube is taken. Episodes 2k and 2k+1
-    then form one pair."""
+    Counterfactual renderings (pick-and-place, draw_variants): each demo is followed in the dataset by the
+    same motion rendered with the two cubes' colours exchanged (`exchange_colours`, under the other
+    instruction) and with the other cube at `distractor_moves` new places: they show that the word and the
+    colour, not the place, decide which cube is taken. The episodes of one demo are consecutive
+    (`episodes_per_demo` in the summary)."""
     from tqdm import tqdm
 
     # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
@@ -168,10 +197,12 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     h, w = s.image_size
     rig = CameraRig(scene.model, w, h)
     store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {r: (h, w) for r in roles}), embodiment)
-    per_demo = 2 if exchange_colours else 1
-    if exchange_colours and not hasattr(scene, "colours_exchanged"):
-        raise ValueError(f"scene {scene_name} has no colour exchange")
-    done = read_info(output)["total_episodes"] // per_demo if (Path(output) / "meta/info.json").is_file() else 0
+    per_demo = (1 + distractor_moves) * (2 if exchange_colours else 1)
+    written = read_info(output)["total_episodes"] if (Path(output) / "meta/info.json").is_file() else 0
+    if written % per_demo:  # stopped between the renderings of one demo: the demo boundaries are lost
+        raise RuntimeError(f"{output} ends inside a demo's renderings ({written} episodes, {per_demo} per demo): "
+                           f"delete it and collect again")
+    done = written // per_demo
     instructions = scene.instructions
     kept, failed, frames_total = done, [], 0
     seeds = training_seeds(2 * episodes + 50, first_seed)
@@ -184,8 +215,9 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
         seed = seeds[i]
         instruction = instructions[i % len(instructions)]
         i += 1
-        frames, metrics = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m,
-                                         exchange_colours=exchange_colours)
+        frames, metrics, variants = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m,
+                                                   exchange_colours=exchange_colours,
+                                                   distractor_moves=distractor_moves)
         if not metrics["success"]:
             failed.append(seed)
             continue
@@ -193,10 +225,10 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
         for images, state, action, _ in frames:
             rec.add_frame(dict(zip(roles, images)), state, action)
         rec.commit()
-        if exchange_colours:
-            rec = store.begin_episode(scene.exchanged_instruction(instruction))
-            for _, state, action, exchanged in frames:
-                rec.add_frame(dict(zip(roles, exchanged)), state, action)
+        for v, variant in enumerate(variants):
+            rec = store.begin_episode(variant.instruction(scene, instruction))
+            for _, state, action, variant_images in frames:
+                rec.add_frame(dict(zip(roles, variant_images[v])), state, action)
             rec.commit()
         kept += 1
         frames_total += len(frames)
@@ -209,4 +241,5 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     info = read_info(output)
     return {"dataset": str(output), "episodes": info["total_episodes"], "frames": info["total_frames"],
             "fps": fps, "failed_seeds": failed, "dart_sigma_m": dart_sigma_m, "instructions": list(instructions),
-            "exchange_colours": exchange_colours, "demos": info["total_episodes"] // per_demo}
+            "exchange_colours": exchange_colours, "distractor_moves": distractor_moves,
+            "episodes_per_demo": per_demo, "demos": info["total_episodes"] // per_demo}

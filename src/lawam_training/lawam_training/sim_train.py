@@ -34,19 +34,19 @@ from pathlib import Path
 import numpy as np
 
 SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps, default DART sigma (m),
-    #                    each demo also recorded with the cube colours exchanged (sim_demos.collect))
-    "franka_pick_place": ("franka_pick_place", 150, 10, 0.015, True),
-    "franka_drawer": ("franka_drawer", 150, 10, 0.002, False),
-    "quanta_towel_fold": ("quanta_towel_fold", 280, 10, 0.0075, False),
+    #                    counterfactual renderings of each demo (sim_demos.collect): colours exchanged, distractor moves)
+    "franka_pick_place": ("franka_pick_place", 150, 10, 0.015, (True, 2)),
+    "franka_drawer": ("franka_drawer", 150, 10, 0.002, (False, 0)),
+    "quanta_towel_fold": ("quanta_towel_fold", 280, 10, 0.0075, (False, 0)),
 }
 # DART sigma per task: the largest noise at which the scripted expert still succeeds in most episodes (failed
 # ones are dropped). The drawer's handle grasp slips when the executed target drifts up by a few mm during the
 # pull (expert success on 16-20 training seeds: 0.001 m 16/16, 0.002 m 19/20, 0.003 m 10/16, 0.015 m 5/16);
 # the towel's corner grasps and fold quality degrade more gently (0.005 m 16/20, 0.0075 m 15/20, 0.015 m 11/20).
-# Colour exchange (pick-and-place): a policy trained on the demos alone closed its gripper at the same place for
-# both instructions of a layout (16 held-out episodes, run pp_d): it had learnt to reach for "a cube". Each demo's
-# counterfactual twin (the same motion, the cubes' colours exchanged, the other instruction) ties the word to the
-# colour at no expert cost.
+# Counterfactual renderings (pick-and-place): a policy trained on the demos alone closed its gripper at the same
+# place for both instructions of a layout (16 held-out episodes, run pp_d): it had learnt to reach for "a cube".
+# The same motion rendered with the cubes' colours exchanged (under the other instruction) and with the other
+# cube elsewhere ties the word to the colour, and multiplies the layouts, at the cost of rendering only.
 # 10 Hz: divides the experts' 20 Hz, so every recorded action is an issued command; the policy then runs at the
 # same rate (the checkpoint records it).
 
@@ -105,7 +105,8 @@ class Recipe:
         self.args = args
         self.out = Path(args.output).expanduser().absolute()
         self.state_path = self.out / "recipe.json"
-        self.scene_name, default_demos, self.fps, _, self.exchange_colours = SYSTEMS[args.system]
+        self.scene_name, default_demos, self.fps, _, (self.exchange_colours, self.distractor_moves) = \
+            SYSTEMS[args.system]
         self.demos = args.demos or default_demos
         self.progress = not args.no_progress
         # an extension is recorded in its own phase entry: it may be asked for on a finished run
@@ -150,7 +151,8 @@ class Recipe:
         t = time.monotonic()
         info = collect(self.scene_name, workspace_root() / "config", self.out / "dataset", self.demos, self.fps,
                        first_seed=1 + 10_000 * self.args.seed, dart_sigma_m=self.args.dart_sigma,
-                       exchange_colours=self.exchange_colours, progress=self.progress)
+                       exchange_colours=self.exchange_colours, distractor_moves=self.distractor_moves,
+                       progress=self.progress)
         info["wall_s"] = time.monotonic() - t
         self.log(f"collected {info['episodes']} episodes, {info['frames']} frames in {info['wall_s']:.0f} s")
         self.done("collect", **info)
@@ -179,8 +181,9 @@ class Recipe:
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if self.progress else None)
         n_ep = len(cache.episodes)
-        held = held_out_episodes(n_ep, self.args.val_episodes, self.args.seed,
-                                 per_demo=2 if self.phase("collect").get("exchange_colours") else 1)
+        collected = self.phase("collect")  # runs from before counterfactual renderings: one episode per demo
+        per_demo = collected.get("episodes_per_demo", 2 if collected.get("exchange_colours") else 1)
+        held = held_out_episodes(n_ep, self.args.val_episodes, self.args.seed, per_demo)
         train, val = _episode_view(cache, lambda e: e not in held), _episode_view(cache, lambda e: e in held)
         self.log(f"cached {len(cache.frames)} frames and features in {time.monotonic() - t:.0f} s; "
                  f"{len(train)} training samples, {len(val)} held out ({len(held)} episodes)")
@@ -424,7 +427,7 @@ def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage
 
 def held_out_episodes(n_episodes: int, demos: int, seed: int, per_demo: int = 1) -> set[int]:
     """Indices of the episodes of `demos` randomly chosen demos, each demo being `per_demo` consecutive
-    episodes (2 with its colour-exchanged twin: held out together, or the twin would leak the demo's motion)."""
+    episodes (with its counterfactual renderings: held out together, or they would leak the demo's motion)."""
     picks = np.random.default_rng(seed).permutation(n_episodes // per_demo)[:demos]
     return {int(d) * per_demo + k for d in picks for k in range(per_demo)}
 

@@ -335,45 +335,53 @@ def test_collect_records_every_camera_of_the_system(tmp_path):
         assert int(np.argmin(errors)) == v, (role, errors)
 
 
-def test_collect_with_colour_exchange_adds_each_demos_counterfactual_twin(tmp_path):
-    """Pick-and-place, one demo: episode 0 is the expert's, episode 1 the same states and actions under the
-    other instruction, its images the cubes' colours exchanged (wrist view too)."""
+def test_collect_adds_each_demos_counterfactual_renderings(tmp_path):
+    """Pick-and-place, one demo, colours exchanged and one distractor move: 4 episodes with the demo's states
+    and actions; the exchanged ones under the other instruction. Each episode's first frame is the matching
+    rendering (wrist view too): the cubes' colours exchanged, the other cube moved, or both."""
     pytest.importorskip("lerobot")
     import pandas as pd
     from lawam_sim.rendering import CameraRig
     from lawam_sim.scenes import make_scene
     from lawam_training.video_decode import decode_all_frames
-    from lawam_training.sim_demos import collect, training_seeds, twin_cameras
+    from lawam_training.sim_demos import RenderVariant, collect, draw_variants, training_seeds, twin_cameras
 
     info = collect("franka_pick_place", sim_train.workspace_root() / "config", tmp_path / "d", 1, 10,
-                   dart_sigma_m=0.0, exchange_colours=True, progress=False)
-    assert info["episodes"] == 2 and info["demos"] == 1 and info["exchange_colours"]
+                   dart_sigma_m=0.0, exchange_colours=True, distractor_moves=1, progress=False)
+    assert info["episodes"] == 4 and info["episodes_per_demo"] == 4 and info["demos"] == 1
     data = pd.concat([pd.read_parquet(f) for f in sorted((tmp_path / "d" / "data").rglob("*.parquet"))])
     tasks = pd.read_parquet(tmp_path / "d" / "meta" / "tasks.parquet")
     task_of = {int(i): name for name, i in zip(tasks.index, tasks["task_index"])}
-    ep0, ep1 = (data[data.episode_index == e] for e in (0, 1))
-    assert [task_of[int(ep.task_index.iloc[0])] for ep in (ep0, ep1)] == ["put the red cube in the bowl",
-                                                                          "put the green cube in the bowl"]
-    assert np.array_equal(np.stack(ep0.action), np.stack(ep1.action))
-    assert np.array_equal(np.stack(ep0["observation.state"]), np.stack(ep1["observation.state"]))
+    eps = [data[data.episode_index == e] for e in range(4)]
+    red, green = "put the red cube in the bowl", "put the green cube in the bowl"
+    assert [task_of[int(ep.task_index.iloc[0])] for ep in eps] == [red, green, red, green]
+    for ep in eps[1:]:
+        assert np.array_equal(np.stack(ep.action), np.stack(eps[0].action))
+        assert np.array_equal(np.stack(ep["observation.state"]), np.stack(eps[0]["observation.state"]))
     scene = make_scene("franka_pick_place")  # the first frame is taken right after the reset
-    scene.reset(training_seeds(1)[0], "put the red cube in the bowl")
+    seed = training_seeds(1)[0]
+    scene.reset(seed, red)
+    variants = draw_variants(scene, np.random.default_rng(seed + 104729), True, 1)
+    assert [v.exchanged for v in variants] == [True, False, True] and variants[0].distractor is None
+    moved = variants[1].distractor
+    assert np.linalg.norm(moved[0] - scene.cube_pose("green")[0][:2]) > 0.01  # the green cube stands elsewhere
     rig = CameraRig(scene.model, 224, 224)
     for camera, role in twin_cameras("franka_pick_place"):
-        plain = rig.render(scene.data, camera).astype(float)
-        with scene.colours_exchanged():
-            exchanged = rig.render(scene.data, camera).astype(float)
+        truth = [v.render(scene, rig, [camera])[0].astype(float) for v in [RenderVariant()] + variants]
         videos = sorted((tmp_path / "d" / "videos" / f"observation.images.{role}").rglob("*.mp4"))
         frames = np.concatenate([decode_all_frames(v)[1] for v in videos]).astype(float)
-        second = frames[len(ep0)]  # episode 1's first frame (episodes share one video file)
-        assert np.abs(frames[0] - plain).mean() < np.abs(frames[0] - exchanged).mean(), role
-        assert np.abs(second - exchanged).mean() < np.abs(second - plain).mean(), role
+        starts = np.cumsum([0] + [len(ep) for ep in eps[:-1]])
+        for e, start in enumerate(starts):
+            errors = [float(np.abs(frames[start] - t).mean()) for t in truth]
+            assert int(np.argmin(errors)) == e, (role, e, errors)
     rig.close()
 
 
-def test_a_demo_and_its_colour_exchanged_twin_are_held_out_together():
+def test_a_demo_and_its_counterfactual_renderings_are_held_out_together():
     from lawam_training.sim_train import held_out_episodes
     held = held_out_episodes(300, 6, seed=0, per_demo=2)
     assert len(held) == 12 and all(e ^ 1 in held for e in held)
+    held = held_out_episodes(600, 6, seed=0, per_demo=6)
+    assert len(held) == 36 and all({e // 6 * 6 + k for k in range(6)} <= held for e in held)
     assert len(held_out_episodes(150, 6, seed=0)) == 6
     assert held_out_episodes(150, 6, seed=0) == held_out_episodes(150, 6, seed=0)

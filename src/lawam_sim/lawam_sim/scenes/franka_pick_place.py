@@ -119,6 +119,27 @@ class PickPlaceScene(FrankaScene):
         finally:
             self.model.geom_rgba[ids] = saved
 
+    def draw_distractor_place(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """A new (xy (m, base frame), yaw (rad)) for the cube the instruction does not name, from the layout
+        distribution given where the named cube and the bowl are now (the same separation rules)."""
+        target, bowl = self.cube_pose()[0][:2], self.bowl_pos()[:2]
+        while True:
+            xy = rng.uniform([CUBE_X[0], CUBE_Y[0]], [CUBE_X[1], CUBE_Y[1]])
+            if np.linalg.norm(xy - target) >= MIN_CUBE_SEPARATION and np.linalg.norm(xy - bowl) >= MIN_BOWL_CLEARANCE:
+                return xy, float(rng.uniform(-np.pi / 4, np.pi / 4))
+
+    def data_with_distractor_at(self, xy, yaw: float) -> mujoco.MjData:
+        """A copy of the scene's state for rendering, with the cube the instruction does not name at (xy, yaw)
+        on the table; the scene's own state is not touched."""
+        data = mujoco.MjData(self.model)
+        data.qpos[:] = self.data.qpos
+        distractor = next(c for c in COLOURS if c != self.target_colour)
+        a = self.joint_qadr(f"{distractor}_cube")
+        data.qpos[a:a + 3] = [xy[0], xy[1], TABLE_TOP + CUBE_HALF]
+        data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        mujoco.mj_kinematics(self.model, data)
+        return data
+
     @staticmethod
     def exchanged_instruction(instruction: str) -> str:
         """The instruction naming the other colour: with the colours exchanged, it names the same cube."""
