@@ -69,7 +69,8 @@ def test_each_system_runs_its_scene_with_its_default_task_and_checkpoint(shipped
     assert nodes["policy_node"].parameters["checkpoint"] == str(shipped / "franka_drawer")
     assert nodes["policy_node"].parameters["embodiment"] == "franka_panda"
     nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({})}
-    assert nodes["franka_twin"].parameters == {"scene": "franka_pick_place", "task": "put the red cube in the bowl"}
+    assert nodes["franka_twin"].parameters == {"scene": "franka_pick_place", "task": "put the red cube in the bowl",
+                                               "wrist_camera": True}  # its policy takes the hand camera
     assert nodes["policy_node"].parameters["checkpoint"] == str(shipped / "franka_pick_place")
     task = "put the green cube in the bowl"
     nodes = {n.name: n for n in SYSTEMS["franka_pick_place"].resolve({"task": task})}

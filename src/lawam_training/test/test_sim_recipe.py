@@ -385,3 +385,18 @@ def test_a_demo_and_its_counterfactual_renderings_are_held_out_together():
     assert len(held) == 36 and all({e // 6 * 6 + k for k in range(6)} <= held for e in held)
     assert len(held_out_episodes(150, 6, seed=0)) == 6
     assert held_out_episodes(150, 6, seed=0) == held_out_episodes(150, 6, seed=0)
+
+
+def test_collect_refuses_to_resume_a_dataset_that_ends_inside_a_demos_renderings(tmp_path):
+    """The episodes of one demo must stay consecutive (held out together): a dataset whose episode count is not
+    a multiple of the episodes per demo (stopped between renderings) is refused, nothing appended."""
+    pytest.importorskip("lerobot")
+    from lawam_training.episode_store import read_info
+    from lawam_training.sim_demos import collect
+
+    config = sim_train.workspace_root() / "config"
+    collect("franka_pick_place", config, tmp_path / "d", 1, 10, exchange_colours=True, progress=False)
+    with pytest.raises(RuntimeError, match=r"ends inside a demo's renderings \(2 episodes, 4 per demo\)"):
+        collect("franka_pick_place", config, tmp_path / "d", 2, 10, exchange_colours=True, distractor_moves=1,
+                progress=False)
+    assert read_info(tmp_path / "d")["total_episodes"] == 2
