@@ -196,17 +196,3 @@ def test_euler_sampler_inpaints_exactly_and_is_seeded():
     assert calls == pytest.approx([i / 10 for i in range(10)])  # 10 Euler steps from tau = 0
     again = euler_sample(velocity, (1, 6, 4), 10, "cpu", torch.Generator().manual_seed(0), known, mask)
     assert torch.equal(out, again)
-
-
-def test_sim_prior_sees_one_visual_token_per_feature_patch():
-    """The sim preset's Qwen3-VL vision tower does not merge patches: at 128 px a merged token spans about
-    25 cm of the pick-and-place table, and the two cubes often fell into one token."""
-    from lawam_policy.model.vlm_prior import VLMPrior
-    cfg = LaWAMConfig.from_preset("sim")
-    prior = VLMPrior(cfg, build_builtin_tokenizer(), special_ids(build_builtin_tokenizer()))
-    assert prior.tokens_per_image == cfg.num_patches == 64
-    unit = torch.rand(1, 1, 3, cfg.image_size, cfg.image_size)
-    times, valid = torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool)
-    state = prior.encode_prefix(unit, ["put the red cube in the bowl"], times, valid, fused_queries=True)
-    assert state["prefix"].shape[1] == 64 + 2 + len(prior._tokenize(["put the red cube in the bowl"])[0]) + \
-        cfg.num_latent_queries

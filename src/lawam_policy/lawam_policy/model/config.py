@@ -29,10 +29,9 @@ def _dinov3(hidden: int, intermediate: int, layers: int, heads: int, image_size:
 
 
 def _qwen3vl(text: tuple, vision: tuple, rope_theta: float, mrope_section: list, max_positions: int,
-             deepstack: list, spatial_merge: int = 2) -> dict:
+             deepstack: list) -> dict:
     """A Qwen3-VL config. text: (vocab, hidden, intermediate, layers, heads, kv heads, head dim); vision:
-    (depth, hidden, intermediate, heads, position embeddings); the vision tower projects to the text width;
-    `spatial_merge`: patches merged per side into one visual token (Qwen3-VL: 2)."""
+    (depth, hidden, intermediate, heads, position embeddings); the vision tower projects to the text width."""
     vocab, hidden, inter, layers, heads, kv_heads, head_dim = text
     depth, v_hidden, v_inter, v_heads, positions = vision
     text = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
@@ -41,7 +40,7 @@ def _qwen3vl(text: tuple, vision: tuple, rope_theta: float, mrope_section: list,
                 rope_parameters=dict(rope_type="default", rope_theta=rope_theta, mrope_section=mrope_section,
                                      mrope_interleaved=True))
     vision = dict(depth=depth, hidden_size=v_hidden, intermediate_size=v_inter, num_heads=v_heads,
-                  out_hidden_size=hidden, patch_size=16, spatial_merge_size=spatial_merge, temporal_patch_size=2,
+                  out_hidden_size=hidden, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
                   num_position_embeddings=positions, deepstack_visual_indexes=deepstack,
                   hidden_act="gelu_pytorch_tanh")
     return dict(text_config=text, vision_config=vision)
@@ -73,12 +72,7 @@ def _sim_dinov3() -> dict:
 
 
 def _sim_qwen3vl() -> dict:
-    # No 2x2 merge at 128 px: one visual token per 16 px patch (8 x 8), as fine as the DINOv3 features. With
-    # the merge a token spans 32 px (about 25 cm of table), two cubes often share one, and the prior trained
-    # from scratch could not tell which one the colour word names (z_hat and the chunk were the same for both
-    # instructions, run pp_d).
-    return _qwen3vl((512, 128, 384, 3, 4, 2, 32), (2, 96, 192, 4, 64), 10000.0, [8, 4, 4], 4096, [0],
-                    spatial_merge=1)
+    return _qwen3vl((512, 128, 384, 3, 4, 2, 32), (2, 96, 192, 4, 64), 10000.0, [8, 4, 4], 4096, [0])
 
 
 def _default_layouts() -> dict:
