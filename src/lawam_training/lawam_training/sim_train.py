@@ -70,6 +70,9 @@ def parse_args(argv=None):
     ap.add_argument("--dart-sigma", type=float, default=None,
                     help="DART noise std of executed targets (m); default: the system's (" +
                          ", ".join(f"{k} {v[3]:g}" for k, v in SYSTEMS.items()) + ")")
+    ap.add_argument("--distractor-moves", type=int, default=None,
+                    help="pick-and-place: renderings of each demo with the other cube at a new place (default: the "
+                         "system's, " + ", ".join(f"{k} {v[4][1]}" for k, v in SYSTEMS.items()) + ")")
     ap.add_argument("--stage1-share", type=float, default=0.2, help="share of the budget for stage 1")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
@@ -86,6 +89,11 @@ def parse_args(argv=None):
         raise RecipeError(f"unknown system {args.system!r}; lawam-sim-train knows {sorted(SYSTEMS)}")
     if args.dart_sigma is None:  # resolved here: recipe.json keeps the value used, so --resume compares it
         args.dart_sigma = SYSTEMS[args.system][3]
+    if args.distractor_moves is None:  # resolved here, as --dart-sigma
+        args.distractor_moves = SYSTEMS[args.system][4][1]
+    if args.distractor_moves < 0 or (args.distractor_moves and not SYSTEMS[args.system][4][0]):
+        raise RecipeError(f"--distractor-moves must be >= 0 and needs a system with counterfactual renderings "
+                          f"(franka_pick_place), got {args.distractor_moves} for {args.system}")
     if not args.dart_sigma >= 0:
         raise RecipeError(f"--dart-sigma must be >= 0 m, got {args.dart_sigma}")
     demos = args.demos or SYSTEMS[args.system][1]
@@ -105,8 +113,7 @@ class Recipe:
         self.args = args
         self.out = Path(args.output).expanduser().absolute()
         self.state_path = self.out / "recipe.json"
-        self.scene_name, default_demos, self.fps, _, (self.exchange_colours, self.distractor_moves) = \
-            SYSTEMS[args.system]
+        self.scene_name, default_demos, self.fps, _, (self.exchange_colours, _) = SYSTEMS[args.system]
         self.demos = args.demos or default_demos
         self.progress = not args.no_progress
         # an extension is recorded in its own phase entry: it may be asked for on a finished run
@@ -151,7 +158,7 @@ class Recipe:
         t = time.monotonic()
         info = collect(self.scene_name, workspace_root() / "config", self.out / "dataset", self.demos, self.fps,
                        first_seed=1 + 10_000 * self.args.seed, dart_sigma_m=self.args.dart_sigma,
-                       exchange_colours=self.exchange_colours, distractor_moves=self.distractor_moves,
+                       exchange_colours=self.exchange_colours, distractor_moves=self.args.distractor_moves,
                        progress=self.progress)
         info["wall_s"] = time.monotonic() - t
         self.log(f"collected {info['episodes']} episodes, {info['frames']} frames in {info['wall_s']:.0f} s")

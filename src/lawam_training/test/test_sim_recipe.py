@@ -186,6 +186,14 @@ def test_per_system_defaults_and_pick_place_settings_unchanged():
     with pytest.raises(RecipeError, match="--val-episodes must be in 0..3 for 4 demos"):
         parse_args(["--system", "quanta_towel_fold", "--output", "x", "--demos", "4"])
     assert parse_args(["--system", "quanta_towel_fold", "--output", "x", "--demos", "4", "--val-episodes", "1"])
+    # counterfactual renderings: only pick-and-place has them
+    assert parse_args(["--system", "franka_pick_place", "--output", "x"]).distractor_moves == 2
+    assert parse_args(["--system", "franka_pick_place", "--output", "x", "--distractor-moves", "0"]).distractor_moves == 0
+    assert parse_args(["--system", "franka_drawer", "--output", "x"]).distractor_moves == 0
+    for bad in (["--system", "franka_drawer", "--distractor-moves", "1"],
+                ["--system", "franka_pick_place", "--distractor-moves", "-1"]):
+        with pytest.raises(RecipeError, match="--distractor-moves"):
+            parse_args(bad + ["--output", "x"])
 
 
 def test_twin_cameras_in_role_order():
