@@ -408,3 +408,20 @@ def test_collect_refuses_to_resume_a_dataset_that_ends_inside_a_demos_renderings
         collect("franka_pick_place", config, tmp_path / "d", 2, 10, exchange_colours=True, distractor_moves=1,
                 progress=False)
     assert read_info(tmp_path / "d")["total_episodes"] == 2
+
+
+def test_twin_env_gives_a_checkpoint_the_cameras_of_its_roles():
+    """The pick-and-place twin renders front (primary) and hand (wrist) cameras; a checkpoint trained on the
+    primary view only (runs before the wrist camera) gets the front one, and one taking a camera the twin
+    does not render is refused by name."""
+    from lawam_training.sim_rollout import twin_env
+    env = twin_env("franka_pick_place", sim_train.workspace_root() / "config")
+    env.close()
+
+    def policy(roles):
+        return SimpleNamespace(config=SimpleNamespace(cameras=lambda embodiment: roles))
+    assert env.cameras_for(policy(["primary", "wrist"])) == ["front", "handcam_rgb"]
+    assert env.cameras_for(policy(["primary"])) == ["front"]
+    with pytest.raises(ValueError, match=r"takes cameras \['primary', 'left_wrist'\]; the franka_pick_place twin "
+                                         r"renders \['primary', 'wrist'\]"):
+        env.cameras_for(policy(["primary", "left_wrist"]))
