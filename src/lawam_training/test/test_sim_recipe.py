@@ -275,6 +275,7 @@ class TwoArmGoToPolicy:
     def __init__(self, env, goals, H=12):
         from lawam_sim.rendering import CameraRig
         self.env, self.goals, self.H = env, goals, H
+        self.config = SimpleNamespace(cameras=lambda embodiment: list(ROLES3))  # a checkpoint's camera roles
         self.check_rig = CameraRig(env.scene.model, 224, 224)
         self.views = []
 
