@@ -173,6 +173,7 @@ class Recipe:
         from .data import DemoDataset, MixedDataset
         from .finetune import apply_data_to_config, dataset_metadata
         from .frame_cache import CachedDemoDataset
+        from .sim_demos import demo_groups
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
@@ -187,10 +188,10 @@ class Recipe:
         t = time.monotonic()
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if self.progress else None)
-        n_ep = len(cache.episodes)
         collected = self.phase("collect")  # runs from before counterfactual renderings: one episode per demo
         per_demo = collected.get("episodes_per_demo", 2 if collected.get("exchange_colours") else 1)
-        held = held_out_episodes(n_ep, self.args.val_episodes, self.args.seed, per_demo)
+        held = held_out_episodes(demo_groups(self.out / "dataset", per_demo), self.args.val_episodes,
+                                 self.args.seed)
         train, val = _episode_view(cache, lambda e: e not in held), _episode_view(cache, lambda e: e in held)
         self.log(f"cached {len(cache.frames)} frames and features in {time.monotonic() - t:.0f} s; "
                  f"{len(train)} training samples, {len(val)} held out ({len(held)} episodes)")
@@ -432,11 +433,12 @@ def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage
     return max(int(plan["epoch_steps"]), int(left / (probe[2] * load)))
 
 
-def held_out_episodes(n_episodes: int, demos: int, seed: int, per_demo: int = 1) -> set[int]:
-    """Indices of the episodes of `demos` randomly chosen demos, each demo being `per_demo` consecutive
-    episodes (with its counterfactual renderings: held out together, or they would leak the demo's motion)."""
-    picks = np.random.default_rng(seed).permutation(n_episodes // per_demo)[:demos]
-    return {int(d) * per_demo + k for d in picks for k in range(per_demo)}
+def held_out_episodes(groups: list, demos: int, seed: int) -> set[int]:
+    """Indices of the episodes of `demos` randomly chosen demos, given each demo's episodes (`groups`,
+    sim_demos.demo_groups): a demo's counterfactual renderings are held out with it, or they would leak its
+    motion."""
+    picks = np.random.default_rng(seed).permutation(len(groups))[:demos]
+    return {e for d in picks for e in groups[int(d)]}
 
 
 def _episode_view(cache, keep):
