@@ -25,7 +25,8 @@ import numpy as np
 # scene -> (twin node, embodiment, camera(s) in the scene, dataset camera role(s)). One camera: two names;
 # several: two tuples of equal length in the order of the system's camera roles (lawam_bringup.systems), the
 # primary first. The scene cameras are the ones the twin node publishes on the system's camera topics
-# (franka_twin: front; quanta_twin: cam_high, left_wrist, right_wrist).
+# (franka_twin: front, and handcam_rgb with its wrist_camera parameter; quanta_twin: cam_high, left_wrist,
+# right_wrist).
 TWINS = {
     "franka_pick_place": ("franka_twin", "franka_panda", ("front", "handcam_rgb"), ("primary", "wrist")),
     "franka_drawer": ("franka_twin", "franka_panda", "front", "primary"),
@@ -199,7 +200,7 @@ def _write_demo_groups(dataset: Path, groups: list) -> None:
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
             dart_sigma_m: float = 0.0, exchange_colours: bool = False, distractor_moves: int = 0,
             progress: bool = True, log=print) -> dict:
-    """Record `episodes` successful expert episodes (one seed each, the scene's instructions alternating)
+    """Record `episodes` successful expert demos (one seed each, the scene's instructions alternating)
     into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary.
 
     Counterfactual renderings (pick-and-place, draw_variants): each demo is followed in the dataset by the
@@ -234,7 +235,7 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     bar = tqdm(total=episodes, initial=done, desc="collect", unit="ep", disable=not progress)
     # One layout per episode (both cubes i.i.d. per seed), the instructions alternating: twice the layouts of
     # demonstrating every seed once per instruction, for a policy that must place the arm from the image. A resumed
-    # collection starts at the seed numbered by the episodes kept (a layout may then repeat: harmless).
+    # collection starts at the seed numbered by the demos kept (a layout may then repeat: harmless).
     i = done
     while kept < episodes and i < len(seeds):
         seed = seeds[i]

@@ -111,6 +111,19 @@ def test_an_extension_is_not_a_settings_change(tmp_path):
         Recipe(parse_args(base + ["--resume", "--batch-size", "64"]))
 
 
+def test_a_run_from_before_counterfactual_renderings_resumes(tmp_path):
+    """recipe.json of an older run has no distractor_moves: it had none, so --resume with 0 continues it and
+    the system's default (2) is a settings change."""
+    from lawam_training.sim_train import Recipe, parse_args
+    base = ["--system", "franka_pick_place", "--output", str(tmp_path / "run")]
+    first = Recipe(parse_args(base + ["--distractor-moves", "0"]))
+    del first.state["settings"]["distractor_moves"]
+    first.save()
+    assert Recipe(parse_args(base + ["--resume", "--distractor-moves", "0"])).state["settings"]["distractor_moves"] == 0
+    with pytest.raises(RecipeError, match="distractor_moves"):
+        Recipe(parse_args(base + ["--resume"]))
+
+
 class GoToPolicy:
     """Every chunk: H steps moving linearly from the measured EEF to `goal` (position), gripper open."""
 
