@@ -1,6 +1,7 @@
 """lawam-eval's command line (seed selection, instructions, checkpoint compatibility) and its summary; all
 bad input is one line on stderr with exit 2, before anything starts. The ROS run itself: test_twin_nodes."""
 import json
+import threading
 
 import pytest
 
@@ -182,8 +183,6 @@ def test_lawam_eval_leaves_no_spin_thread_behind_when_it_stops_on_an_error(monke
     """Regression (CI): after a node of its stack died, lawam-eval printed its reason and then aborted
     (SIGABRT, 'terminate called without an active exception'): its executor thread was still inside rcl when
     the interpreter exited, because Executor.shutdown() does not wait for a spin in another thread."""
-    import threading
-
     def stack_died(self, timeout=120.0):
         raise RuntimeError("required node franka_twin exited with code -9")
 
