@@ -9,7 +9,7 @@ import torch
 
 from lawam_training.data import episode_sample
 from lawam_training import sim_train
-from lawam_training.sim_train import RecipeError, main, stage2_steps_left, steps_for_budget
+from lawam_training.sim_train import RecipeError, main, stage2_steps_left, stage2_steps_measured, steps_for_budget
 
 
 def test_episode_sample_clamps_future_and_holds_last_action():
@@ -77,6 +77,59 @@ def test_stage2_is_replanned_from_the_speed_stage1_ran_at():
     assert stage2_steps_left(10, plan, 75.0, 300) == 700  # (600 - 75) s at 1.5 * 0.5 s/step
     assert stage2_steps_left(10, plan, 200.0, 300) == 200  # slower than probed: fewer steps (400 s at 2 s)
     assert stage2_steps_left(10, plan, 590.0, 300) == 100  # never less than one epoch
+
+
+def test_stage2_steps_from_its_own_measured_speed():
+    # 100 s of stage 1 and 50 s for 100 stage-2 steps (0.5 s/step): 450 s left of 600 buy 900 more steps
+    assert stage2_steps_measured(10, 100.0, 50.0, 100, 0.5, 10) == 1000
+    assert stage2_steps_measured(10, 500.0, 150.0, 100, 1.5, 10) == 100  # over budget: stop where it is
+    assert stage2_steps_measured(10, 590.0, 5.0, 3, 1.0, 10) == 10  # never less than one epoch
+
+
+def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_path, monkeypatch):
+    """pp_v3 planned 0.35 s per stage-2 step from stage 1's speed, ran 0.39 s and trained 66 of 60 minutes: the
+    recipe now re-plans stage 2 once from its own measured speed, and the trainer resumes with the new total."""
+    pytest.importorskip("lerobot")
+    from lawam_policy.action_layout import get_layout
+    from lawam_policy.model import LaWAMConfig, LaWAMPolicy
+    from lawam_training.data import DemoDataset, MixedDataset
+    from lawam_training.episode_store import EpisodeStore, make_features
+    from lawam_training.finetune import apply_data_to_config, dataset_metadata
+
+    store = EpisodeStore(tmp_path / "dataset", 10, make_features(get_layout("franka_panda"), {"primary": (32, 32)}),
+                         "franka_panda")
+    rng = np.random.default_rng(0)
+    for e in range(2):
+        rec = store.begin_episode("put the red cube in the bowl")
+        for k in range(16):
+            s = np.array([0.4 + 0.01 * k, 0.0, 0.3, 1, 0, 0, 0, 1.0], np.float32)
+            rec.add_frame({"primary": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}, s, s)
+        rec.commit()
+    torch.manual_seed(0)
+    cfg = LaWAMConfig.from_preset("tiny", image_size=32, num_denoise_steps=2)
+    demo = DemoDataset(tmp_path / "dataset", cfg.horizon_s)
+    apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
+    data = MixedDataset([demo])
+
+    recipe = sim_train.Recipe.__new__(sim_train.Recipe)
+    recipe.args = SimpleNamespace(budget_min=0.0, batch_size=4, seed=0)  # no budget left after the first mark
+    recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
+    plan = {"s_per_step": {"1": 0.1, "2": 0.1}, "stage2_steps": 40, "epoch_steps": 5, "stage2_steps_final": 40}
+    recipe.state = {"settings": {}, "phases": {"stage1": {"wall_s": 0.0, "steps": 1}, "plan": plan}}
+    monkeypatch.setattr(recipe, "cache_teacher_latents", lambda *a: None)  # z* from the IDM in each step
+    monkeypatch.setattr(sim_train, "load_weights", lambda *a, **k: None)  # the tiny policy's own stage 1
+    monkeypatch.setattr(sim_train, "heldout_figures", lambda policy, val: {"action_error_m": 0.1,
+                        "first_error_m": 0.1, "start_within_share": 1.0, "start_accepted_share": 1.0})
+    recipe.stage2(LaWAMPolicy(cfg), data, data, 40)
+
+    state = json.loads((tmp_path / "recipe.json").read_text())
+    plan = state["phases"]["plan"]
+    assert plan["stage2_steps_final"] == 5 and plan["stage2_measured_s_per_step"] > 0
+    assert state["phases"]["stage2"]["steps"] == 5
+    steps = [r["step"] for r in state["stage2_reports"]]
+    assert steps[0] == 2 and steps[-1] == 5 and steps == sorted(set(steps))  # go/no-go at 5 % of 40, then on
+    saved = torch.load(sorted((tmp_path / "runs").glob("stage2_*"))[-1] / "trainer_state.pt", weights_only=False)
+    assert saved["step"] == 5
 
 
 def test_bad_input_exits_2_and_keeps_the_output(tmp_path, capsys):
