@@ -145,7 +145,9 @@ def parse_args(argv=None):
     if args.stage1 is None:
         raise AblationError(f"{run} holds no stage-1 checkpoint (runs/stage1_step*): run lawam-sim-train first")
     recipe = run / "recipe.json"
-    args.recipe = json.loads(recipe.read_text())["settings"] if recipe.is_file() else {}
+    state = json.loads(recipe.read_text()) if recipe.is_file() else {}
+    args.recipe = state.get("settings", {})
+    args.collected = state.get("phases", {}).get("collect", {})  # episodes per demo, colour exchange
     if args.batch_size is None:
         args.batch_size = int(args.recipe.get("batch_size", 32))
     if args.patch is not None:
@@ -187,7 +189,8 @@ class Data:
 
         from lawam_training.data import DemoDataset, MixedDataset
         from lawam_training.frame_cache import CachedDemoDataset
-        from lawam_training.sim_train import _episode_view
+        from lawam_training.sim_demos import demo_groups
+        from lawam_training.sim_train import _episode_view, held_out_episodes
 
         run = Path(args.run).expanduser()
         cfg = policy.config
@@ -195,11 +198,12 @@ class Data:
         demo = DemoDataset(run / "dataset", cfg.horizon_s)
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if progress else None)
-        n_ep = len(cache.episodes)
+        # the recipe's split: whole demos (with their counterfactual renderings), drawn from the dataset's groups
+        groups = demo_groups(run / "dataset", int(args.collected.get("episodes_per_demo", 1)))
         val_eps = int(args.recipe.get("val_episodes", 6))
-        if not 0 < val_eps < n_ep:
-            val_eps = max(1, n_ep // 5)
-        held = set(np.random.default_rng(int(args.recipe.get("seed", 0))).permutation(n_ep)[:val_eps].tolist())
+        if not 0 < val_eps < len(groups):
+            val_eps = max(1, len(groups) // 5)
+        held = held_out_episodes(groups, val_eps, int(args.recipe.get("seed", 0)))
         self.held = sorted(held)
         cache.cache_teacher_latents(policy.teacher_latent)
         self.cache = cache
@@ -247,7 +251,10 @@ class Data:
                 t = time.monotonic()
                 info = collect(self.args.scene, workspace_root() / "config", path, demos, FAST_HZ,
                                first_seed=1 + 10_000 * int(self.args.recipe.get("seed", 0)),
-                               dart_sigma_m=float(self.args.recipe.get("dart_sigma", 0.0)), progress=self.progress)
+                               dart_sigma_m=float(self.args.recipe.get("dart_sigma", 0.0)),
+                               exchange_colours=bool(self.args.collected.get("exchange_colours", False)),
+                               distractor_moves=int(self.args.recipe.get("distractor_moves", 0)),
+                               progress=self.progress)
                 log(f"Fig. 7 demos: {info['episodes']} episodes at {FAST_HZ} Hz in {path} "
                     f"({time.monotonic() - t:.0f} s)")
             cfg = self.policy.config

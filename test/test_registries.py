@@ -87,5 +87,9 @@ def test_users_take_their_defaults_from_the_registry(name):
     assert list(cfg.poses.values()) == list(e.measured_pose_topics)
     assert DEFAULT_CAMERA_ROLES[name] == e.camera_roles
     for system in (s for s in SYSTEMS.values() if s.embodiment == name):
-        assert system.camera_topics() == list(e.camera_topics.values())
-        assert system.camera_roles() == list(e.camera_topics)
+        # the embodiment's default cameras, plus the optional ones its task takes (pick-and-place: the wrist),
+        # in the registry's order, each on the registry's topic
+        roles = system.camera_roles()
+        assert set(e.camera_topics) <= set(roles) <= set(e.camera_roles)
+        assert roles == [r for r in e.camera_roles if r in roles]
+        assert system.camera_topics() == [e.camera_topic(r) for r in roles]

@@ -150,7 +150,8 @@ def default_task(scene: str) -> str:
 
 
 def _common_arguments(camera_defaults: dict[str, str]) -> tuple[Argument, ...]:
-    cams = tuple(Argument(name, topic, f"image topic of the {name.replace('_', ' ')}")
+    cams = tuple(Argument(name, topic, f"image topic of the {name.replace('_', ' ')} (empty: the policy takes no "
+                                       f"such camera; the checkpoint's camera roles must match)")
                  for name, topic in camera_defaults.items())
     return (
         Argument("use_sim", "true", "run the embedded MuJoCo twin (true) or talk to the real robot (false)",

@@ -85,14 +85,15 @@ def _checkpoint(tmp_path, embodiment, roles):
 
 
 def test_a_matching_checkpoint_is_accepted(tmp_path):
-    ckpt = _checkpoint(tmp_path, "franka_panda", ["primary"])
+    ckpt = _checkpoint(tmp_path, "franka_panda", ["primary", "wrist"])
     args, _, _ = parse_args(["--system", "franka_pick_place", "--checkpoint", ckpt, "--seeds", "0"])
     assert args.checkpoint == ckpt
 
 
 @pytest.mark.parametrize("system,embodiment,roles,named", [
     ("franka_pick_place", "quanta_x1", ["primary", "left_wrist", "right_wrist"], "'quanta_x1'"),
-    ("franka_pick_place", "franka_panda", ["primary", "wrist"], "['primary', 'wrist']"),
+    ("franka_pick_place", "franka_panda", ["primary"], "['primary']"),  # pick-and-place takes the wrist camera
+    ("franka_drawer", "franka_panda", ["primary", "wrist"], "['primary', 'wrist']"),
     ("franka_drawer", "quanta_x1", ["primary", "left_wrist", "right_wrist"], "'quanta_x1'"),
     ("quanta_towel_fold", "quanta_x1", ["primary", "right_wrist", "left_wrist"], "['primary', 'right_wrist', 'left_wrist']"),
 ])
@@ -117,7 +118,7 @@ def test_no_checkpoint_uses_the_shipped_one_or_says_how_to_pass_one(tmp_path, mo
     assert "franka_pick_place" in line and "--checkpoint DIR" in line
     shipped = tmp_path / "franka_pick_place"
     (shipped / "lawam_config.json").write_text(json.dumps({"default_embodiment": "franka_panda",
-                                                           "camera_roles": {"franka_panda": ["primary"]}}))
+                                                           "camera_roles": {"franka_panda": ["primary", "wrist"]}}))
     args, _, _ = parse_args(["--system", "franka_pick_place"])
     assert args.checkpoint == str(shipped)
 
@@ -162,7 +163,8 @@ def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
         cmd = started[name]
         files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]
         return yaml.safe_load(open(files[-1]))[name]["ros__parameters"]
-    assert overrides("policy_node")["camera_roles"] == ["primary"]
+    assert overrides("policy_node")["camera_roles"] == ["primary", "wrist"]
+    assert overrides("franka_twin")["wrist_camera"] is True
     assert overrides("policy_node")["task"] == "put the red cube in the bowl"
     assert overrides("franka_bridge")["gripper_mode"] == "topic"
     started.clear()

@@ -167,6 +167,14 @@ def test_pick_place_distractor_moves_in_a_rendering_copy_only():
     assert np.allclose(copy.xpos[red][:2], xy) and not np.allclose(xpos[red][:2], xy)
     others = [b for b in range(scene.model.nbody) if b != red]  # the green cube, the arm, the bowl, ...
     assert np.allclose(copy.xpos[others], xpos[others])
+    # the cameras and lights are posed as in the scene, so a rendering differs only where the cube moved
+    assert np.allclose(copy.cam_xpos, scene.data.cam_xpos) and np.allclose(copy.cam_xmat, scene.data.cam_xmat)
+    assert np.allclose(copy.light_xpos, scene.data.light_xpos)
+    rig = CameraRig(scene.model, 224, 224)
+    for camera in ("front", "handcam_rgb"):
+        plain, moved = rig.render(scene.data, camera).astype(int), rig.render(copy, camera).astype(int)
+        assert (np.abs(plain - moved).sum(-1) > 30).mean() < 0.1, camera  # a broken pose: ~100 %
+    rig.close()
 
 
 def test_pick_place_front_camera_frames_the_workspace_closely():

@@ -14,6 +14,8 @@ expert fails (e.g. noise knocked the cube) are dropped.
 """
 from __future__ import annotations
 
+import json
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,8 @@ import numpy as np
 # scene -> (twin node, embodiment, camera(s) in the scene, dataset camera role(s)). One camera: two names;
 # several: two tuples of equal length in the order of the system's camera roles (lawam_bringup.systems), the
 # primary first. The scene cameras are the ones the twin node publishes on the system's camera topics
-# (franka_twin: front; quanta_twin: cam_high, left_wrist, right_wrist).
+# (franka_twin: front, and handcam_rgb with its wrist_camera parameter; quanta_twin: cam_high, left_wrist,
+# right_wrist).
 TWINS = {
     "franka_pick_place": ("franka_twin", "franka_panda", ("front", "handcam_rgb"), ("primary", "wrist")),
     "franka_drawer": ("franka_twin", "franka_panda", "front", "primary"),
@@ -169,17 +172,42 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
     return frames, scene.metrics(), variants
 
 
+DEMO_GROUPS_FILE = "lawam_demos.json"  # beside meta/ in a collected dataset: the episodes of each demo
+
+
+def demo_groups(dataset: Path, per_demo: int = 1) -> list[list[int]]:
+    """Episode indices of each demo of a collected dataset, in order (a demo with its counterfactual renderings
+    is one group): from the dataset's lawam_demos.json, then any episodes after the last group as one group (a
+    collection stopped between one demo's renderings; they are still that demo's). A dataset collected without
+    the file is cut into consecutive groups of `per_demo`."""
+    from lawam_training.episode_store import read_info
+    dataset = Path(dataset)
+    n = read_info(dataset)["total_episodes"] if (dataset / "meta/info.json").is_file() else 0
+    path = dataset / DEMO_GROUPS_FILE
+    groups = json.loads(path.read_text())["groups"] if path.is_file() else \
+        [list(range(s, min(s + per_demo, n))) for s in range(0, n - n % per_demo, per_demo)]
+    covered = sum(len(g) for g in groups)
+    return groups + ([list(range(covered, n))] if covered < n else [])
+
+
+def _write_demo_groups(dataset: Path, groups: list) -> None:
+    path = Path(dataset) / DEMO_GROUPS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"groups": groups}))
+    os.replace(tmp, path)
+
+
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
             dart_sigma_m: float = 0.0, exchange_colours: bool = False, distractor_moves: int = 0,
             progress: bool = True, log=print) -> dict:
-    """Record `episodes` successful expert episodes (one seed each, the scene's instructions alternating)
+    """Record `episodes` successful expert demos (one seed each, the scene's instructions alternating)
     into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary.
 
     Counterfactual renderings (pick-and-place, draw_variants): each demo is followed in the dataset by the
     same motion rendered with the two cubes' colours exchanged (`exchange_colours`, under the other
     instruction) and with the other cube at `distractor_moves` new places: they show that the word and the
     colour, not the place, decide which cube is taken. The episodes of one demo are consecutive
-    (`episodes_per_demo` in the summary)."""
+    (`episodes_per_demo` in the summary; DEMO_GROUPS_FILE lists them, see demo_groups)."""
     from tqdm import tqdm
 
     # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
@@ -198,18 +226,16 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     rig = CameraRig(scene.model, w, h)
     store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {r: (h, w) for r in roles}), embodiment)
     per_demo = (1 + distractor_moves) * (2 if exchange_colours else 1)
-    written = read_info(output)["total_episodes"] if (Path(output) / "meta/info.json").is_file() else 0
-    if written % per_demo:  # stopped between the renderings of one demo: the demo boundaries are lost
-        raise RuntimeError(f"{output} ends inside a demo's renderings ({written} episodes, {per_demo} per demo): "
-                           f"delete it and collect again")
-    done = written // per_demo
+    groups = demo_groups(output, per_demo)
+    done = len(groups)
+    next_episode = sum(len(g) for g in groups)
     instructions = scene.instructions
     kept, failed, frames_total = done, [], 0
     seeds = training_seeds(2 * episodes + 50, first_seed)
     bar = tqdm(total=episodes, initial=done, desc="collect", unit="ep", disable=not progress)
     # One layout per episode (both cubes i.i.d. per seed), the instructions alternating: twice the layouts of
     # demonstrating every seed once per instruction, for a policy that must place the arm from the image. A resumed
-    # collection starts at the seed numbered by the episodes kept (a layout may then repeat: harmless).
+    # collection starts at the seed numbered by the demos kept (a layout may then repeat: harmless).
     i = done
     while kept < episodes and i < len(seeds):
         seed = seeds[i]
@@ -230,6 +256,9 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
             for _, state, action, variant_images in frames:
                 rec.add_frame(dict(zip(roles, variant_images[v])), state, action)
             rec.commit()
+        groups.append(list(range(next_episode, next_episode + 1 + len(variants))))
+        next_episode = groups[-1][-1] + 1
+        _write_demo_groups(output, groups)
         kept += 1
         frames_total += len(frames)
         bar.update(1)
@@ -242,4 +271,4 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     return {"dataset": str(output), "episodes": info["total_episodes"], "frames": info["total_frames"],
             "fps": fps, "failed_seeds": failed, "dart_sigma_m": dart_sigma_m, "instructions": list(instructions),
             "exchange_colours": exchange_colours, "distractor_moves": distractor_moves,
-            "episodes_per_demo": per_demo, "demos": info["total_episodes"] // per_demo}
+            "episodes_per_demo": per_demo, "demos": len(groups)}

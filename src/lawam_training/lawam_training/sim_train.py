@@ -8,8 +8,10 @@ Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/ru
 1. collect: `--demos` successful scripted-expert episodes (the paper's per-task count, D.3) on seeds disjoint
    from the fixed evaluation seeds, the scene's instructions alternating, through the twin's scene, physics
    rate and cameras (sim_demos.py; every camera role of the system, primary first), with DART noise (its
-   sigma per system: SYSTEMS); written as a LeRobot v3.0 dataset (DIR/dataset).
-2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few episodes held out.
+   sigma per system: SYSTEMS); pick-and-place also writes each demo's counterfactual renderings (colours
+   exchanged, the other cube moved: --distractor-moves); written as a LeRobot v3.0 dataset (DIR/dataset).
+2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few demos held out, each
+   with its renderings.
 3. plan: a few timed steps of each stage turn `--budget-min` of training wall time into step counts
    (stage 1 gets `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
 4. stage 1 (latent action model), then its latent-action figures on held-out clips: per-dimension variance of
@@ -76,7 +78,8 @@ def parse_args(argv=None):
     ap.add_argument("--stage1-share", type=float, default=0.2, help="share of the budget for stage 1")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
-    ap.add_argument("--val-episodes", type=int, default=6, help="episodes held out for the figures")
+    ap.add_argument("--val-episodes", type=int, default=6,
+                    help="demos held out for the figures (each with its counterfactual renderings)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-seeds", type=int, default=30, help="fixed evaluation seeds to evaluate on (0: skip)")
     ap.add_argument("--no-progress", action="store_true")
@@ -124,6 +127,8 @@ class Recipe:
             if not args.resume:
                 raise RecipeError(f"{self.out} holds another run (recipe.json): use --resume or a new --output")
             self.state = json.loads(self.state_path.read_text())
+            # a run from before counterfactual renderings had none
+            self.state["settings"].setdefault("distractor_moves", 0)
             if self.state["settings"] != settings:
                 diff = sorted(k for k in settings if self.state["settings"].get(k) != settings[k])
                 raise RecipeError(f"--resume with different settings than the run in {self.out}: {diff}")
@@ -173,6 +178,7 @@ class Recipe:
         from .data import DemoDataset, MixedDataset
         from .finetune import apply_data_to_config, dataset_metadata
         from .frame_cache import CachedDemoDataset
+        from .sim_demos import demo_groups
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
@@ -187,10 +193,10 @@ class Recipe:
         t = time.monotonic()
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if self.progress else None)
-        n_ep = len(cache.episodes)
         collected = self.phase("collect")  # runs from before counterfactual renderings: one episode per demo
         per_demo = collected.get("episodes_per_demo", 2 if collected.get("exchange_colours") else 1)
-        held = held_out_episodes(n_ep, self.args.val_episodes, self.args.seed, per_demo)
+        held = held_out_episodes(demo_groups(self.out / "dataset", per_demo), self.args.val_episodes,
+                                 self.args.seed)
         train, val = _episode_view(cache, lambda e: e not in held), _episode_view(cache, lambda e: e in held)
         self.log(f"cached {len(cache.frames)} frames and features in {time.monotonic() - t:.0f} s; "
                  f"{len(train)} training samples, {len(val)} held out ({len(held)} episodes)")
@@ -432,11 +438,12 @@ def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage
     return max(int(plan["epoch_steps"]), int(left / (probe[2] * load)))
 
 
-def held_out_episodes(n_episodes: int, demos: int, seed: int, per_demo: int = 1) -> set[int]:
-    """Indices of the episodes of `demos` randomly chosen demos, each demo being `per_demo` consecutive
-    episodes (with its counterfactual renderings: held out together, or they would leak the demo's motion)."""
-    picks = np.random.default_rng(seed).permutation(n_episodes // per_demo)[:demos]
-    return {int(d) * per_demo + k for d in picks for k in range(per_demo)}
+def held_out_episodes(groups: list, demos: int, seed: int) -> set[int]:
+    """Indices of the episodes of `demos` randomly chosen demos, given each demo's episodes (`groups`,
+    sim_demos.demo_groups): a demo's counterfactual renderings are held out with it, or they would leak its
+    motion."""
+    picks = np.random.default_rng(seed).permutation(len(groups))[:demos]
+    return {e for d in picks for e in groups[int(d)]}
 
 
 def _episode_view(cache, keep):

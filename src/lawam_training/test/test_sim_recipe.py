@@ -111,6 +111,19 @@ def test_an_extension_is_not_a_settings_change(tmp_path):
         Recipe(parse_args(base + ["--resume", "--batch-size", "64"]))
 
 
+def test_a_run_from_before_counterfactual_renderings_resumes(tmp_path):
+    """recipe.json of an older run has no distractor_moves: it had none, so --resume with 0 continues it and
+    the system's default (2) is a settings change."""
+    from lawam_training.sim_train import Recipe, parse_args
+    base = ["--system", "franka_pick_place", "--output", str(tmp_path / "run")]
+    first = Recipe(parse_args(base + ["--distractor-moves", "0"]))
+    del first.state["settings"]["distractor_moves"]
+    first.save()
+    assert Recipe(parse_args(base + ["--resume", "--distractor-moves", "0"])).state["settings"]["distractor_moves"] == 0
+    with pytest.raises(RecipeError, match="distractor_moves"):
+        Recipe(parse_args(base + ["--resume"]))
+
+
 class GoToPolicy:
     """Every chunk: H steps moving linearly from the measured EEF to `goal` (position), gripper open."""
 
@@ -275,6 +288,7 @@ class TwoArmGoToPolicy:
     def __init__(self, env, goals, H=12):
         from lawam_sim.rendering import CameraRig
         self.env, self.goals, self.H = env, goals, H
+        self.config = SimpleNamespace(cameras=lambda embodiment: list(ROLES3))  # a checkpoint's camera roles
         self.check_rig = CameraRig(env.scene.model, 224, 224)
         self.views = []
 
@@ -387,41 +401,28 @@ def test_collect_adds_each_demos_counterfactual_renderings(tmp_path):
 
 def test_a_demo_and_its_counterfactual_renderings_are_held_out_together():
     from lawam_training.sim_train import held_out_episodes
-    held = held_out_episodes(300, 6, seed=0, per_demo=2)
-    assert len(held) == 12 and all(e ^ 1 in held for e in held)
-    held = held_out_episodes(600, 6, seed=0, per_demo=6)
-    assert len(held) == 36 and all({e // 6 * 6 + k for k in range(6)} <= held for e in held)
-    assert len(held_out_episodes(150, 6, seed=0)) == 6
-    assert held_out_episodes(150, 6, seed=0) == held_out_episodes(150, 6, seed=0)
+    groups = [list(range(6 * d, 6 * d + 6)) for d in range(100)]
+    held = held_out_episodes(groups, 6, seed=0)
+    assert len(held) == 36 and all(set(groups[e // 6]) <= held for e in held)
+    singles = [[e] for e in range(150)]  # runs without renderings keep the held-out split they had
+    assert held_out_episodes(singles, 6, seed=0) == set(np.random.default_rng(0).permutation(150)[:6].tolist())
 
 
-def test_collect_refuses_to_resume_a_dataset_that_ends_inside_a_demos_renderings(tmp_path):
-    """The episodes of one demo must stay consecutive (held out together): a dataset whose episode count is not
-    a multiple of the episodes per demo (stopped between renderings) is refused, nothing appended."""
+def test_collect_resumes_after_a_stop_between_one_demos_renderings(tmp_path):
+    """The dataset lists each demo's episodes (lawam_demos.json). Episodes committed after the last listed demo
+    (a stop between its renderings) are kept as that demo's group, and collection goes on with the next demo;
+    a dataset without the list (collected before it) is cut into groups of the episodes per demo."""
     pytest.importorskip("lerobot")
-    from lawam_training.episode_store import read_info
-    from lawam_training.sim_demos import collect
+    import json as js
+    from lawam_training.sim_demos import DEMO_GROUPS_FILE, collect, demo_groups
 
     config = sim_train.workspace_root() / "config"
-    collect("franka_pick_place", config, tmp_path / "d", 1, 10, exchange_colours=True, progress=False)
-    with pytest.raises(RuntimeError, match=r"ends inside a demo's renderings \(2 episodes, 4 per demo\)"):
-        collect("franka_pick_place", config, tmp_path / "d", 2, 10, exchange_colours=True, distractor_moves=1,
-                progress=False)
-    assert read_info(tmp_path / "d")["total_episodes"] == 2
-
-
-def test_twin_env_gives_a_checkpoint_the_cameras_of_its_roles():
-    """The pick-and-place twin renders front (primary) and hand (wrist) cameras; a checkpoint trained on the
-    primary view only (runs before the wrist camera) gets the front one, and one taking a camera the twin
-    does not render is refused by name."""
-    from lawam_training.sim_rollout import twin_env
-    env = twin_env("franka_pick_place", sim_train.workspace_root() / "config")
-    env.close()
-
-    def policy(roles):
-        return SimpleNamespace(config=SimpleNamespace(cameras=lambda embodiment: roles))
-    assert env.cameras_for(policy(["primary", "wrist"])) == ["front", "handcam_rgb"]
-    assert env.cameras_for(policy(["primary"])) == ["front"]
-    with pytest.raises(ValueError, match=r"takes cameras \['primary', 'left_wrist'\]; the franka_pick_place twin "
-                                         r"renders \['primary', 'wrist'\]"):
-        env.cameras_for(policy(["primary", "left_wrist"]))
+    out = tmp_path / "d"
+    collect("franka_pick_place", config, out, 1, 10, exchange_colours=True, progress=False)
+    assert demo_groups(out) == [[0, 1]]
+    (out / DEMO_GROUPS_FILE).write_text(js.dumps({"groups": []}))  # stopped before the list was written
+    assert demo_groups(out, 2) == [[0, 1]]
+    info = collect("franka_pick_place", config, out, 2, 10, exchange_colours=True, progress=False)
+    assert info["episodes"] == 4 and info["demos"] == 2 and demo_groups(out) == [[0, 1], [2, 3]]
+    (out / DEMO_GROUPS_FILE).unlink()
+    assert demo_groups(out, 2) == [[0, 1], [2, 3]] and demo_groups(out, 3) == [[0, 1, 2], [3]]

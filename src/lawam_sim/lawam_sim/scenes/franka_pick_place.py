@@ -141,7 +141,7 @@ class PickPlaceScene(FrankaScene):
         a = self.joint_qadr(f"{distractor}_cube")
         data.qpos[a:a + 3] = [xy[0], xy[1], TABLE_TOP + CUBE_HALF]
         data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_forward(self.model, data)  # camera and light poses too (mj_kinematics leaves them at zero)
         return data
 
     @staticmethod
