@@ -189,8 +189,7 @@ class Data:
 
         from lawam_training.data import DemoDataset, MixedDataset
         from lawam_training.frame_cache import CachedDemoDataset
-        from lawam_training.sim_demos import demo_groups
-        from lawam_training.sim_train import _episode_view, held_out_episodes
+        from lawam_training.sim_train import _episode_view, held_out_episodes, run_demo_groups
 
         run = Path(args.run).expanduser()
         cfg = policy.config
@@ -199,7 +198,7 @@ class Data:
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if progress else None)
         # the recipe's split: whole demos (with their counterfactual renderings), drawn from the dataset's groups
-        groups = demo_groups(run / "dataset", int(args.collected.get("episodes_per_demo", 1)))
+        groups = run_demo_groups(run, args.collected)
         val_eps = int(args.recipe.get("val_episodes", 6))
         if not 0 < val_eps < len(groups):
             val_eps = max(1, len(groups) // 5)

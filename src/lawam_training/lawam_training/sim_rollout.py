@@ -106,24 +106,23 @@ def rollout(policy, scene, rig, camera, seed: int, instruction: str, control_hz:
 @dataclass
 class TwinEnv:
     """A scene set up as its twin node runs it (physics rate, workspace, image size), with its system's
-    cameras (scene camera names in camera-role order, primary first, and their roles), embodiment and bridge
-    safety limits."""
+    cameras (scene camera names in camera-role order, primary first), embodiment and bridge safety limits."""
     scene_name: str
     scene: object
     rig: object
     cameras: list
     embodiment: str
     limits: SafetyLimits
-    roles: list = field(default_factory=list)
 
     def cameras_for(self, policy) -> list:
         """The scene cameras of the policy's camera roles, in its order (a checkpoint trained before the system
         took more cameras gets the ones it knows). Raises ValueError for a role this twin does not render."""
+        from .sim_demos import twin_cameras
         roles = policy.config.cameras(self.embodiment)
-        by_role = dict(zip(self.roles, self.cameras))
-        missing = [r for r in roles if r not in by_role]
-        if missing:
-            raise ValueError(f"the checkpoint takes cameras {roles}; the {self.scene_name} twin renders {self.roles}")
+        by_role = {role: camera for camera, role in twin_cameras(self.scene_name)}
+        if any(r not in by_role for r in roles):
+            raise ValueError(f"the checkpoint takes cameras {roles}; the {self.scene_name} twin renders "
+                             f"{list(by_role)}")
         return [by_role[r] for r in roles]
 
     def rollout(self, policy, seed: int, instruction: str, control_hz: float, **kwargs) -> RolloutResult:
@@ -146,9 +145,8 @@ def twin_env(scene_name: str, config_dir: Path) -> TwinEnv:
     s = twin_settings(config_dir, twin)
     scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
     rig = CameraRig(scene.model, s.image_size[1], s.image_size[0])
-    cameras = twin_cameras(scene_name)
-    return TwinEnv(scene_name, scene, rig, [c for c, _ in cameras], embodiment, bridge_limits(config_dir, embodiment),
-                   [r for _, r in cameras])
+    return TwinEnv(scene_name, scene, rig, [c for c, _ in twin_cameras(scene_name)], embodiment,
+                   bridge_limits(config_dir, embodiment))
 
 
 def summarize(results: list[RolloutResult]) -> dict:

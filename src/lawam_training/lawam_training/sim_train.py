@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps, default DART sigma (m),
-    #                    counterfactual renderings of each demo (sim_demos.collect): colours exchanged, distractor moves)
+    #   counterfactual renderings of each demo (sim_demos.collect): (colours exchanged, distractor moves))
     "franka_pick_place": ("franka_pick_place", 150, 10, 0.015, (True, 2)),
     "franka_drawer": ("franka_drawer", 150, 10, 0.002, (False, 0)),
     "quanta_towel_fold": ("quanta_towel_fold", 280, 10, 0.0075, (False, 0)),
@@ -178,7 +178,6 @@ class Recipe:
         from .data import DemoDataset, MixedDataset
         from .finetune import apply_data_to_config, dataset_metadata
         from .frame_cache import CachedDemoDataset
-        from .sim_demos import demo_groups
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
@@ -193,9 +192,7 @@ class Recipe:
         t = time.monotonic()
         cache = CachedDemoDataset(demo, cfg.image_size, encoder=policy.encode_features,
                                   progress=tqdm if self.progress else None)
-        collected = self.phase("collect")  # runs from before counterfactual renderings: one episode per demo
-        per_demo = collected.get("episodes_per_demo", 2 if collected.get("exchange_colours") else 1)
-        held = held_out_episodes(demo_groups(self.out / "dataset", per_demo), self.args.val_episodes,
+        held = held_out_episodes(run_demo_groups(self.out, self.phase("collect")), self.args.val_episodes,
                                  self.args.seed)
         train, val = _episode_view(cache, lambda e: e not in held), _episode_view(cache, lambda e: e in held)
         self.log(f"cached {len(cache.frames)} frames and features in {time.monotonic() - t:.0f} s; "
@@ -436,6 +433,14 @@ def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage
     load = (stage1_wall_s / stage1_steps) / probe[1]
     left = budget_min * 60 - stage1_wall_s
     return max(int(plan["epoch_steps"]), int(left / (probe[2] * load)))
+
+
+def run_demo_groups(run: Path, collected: dict) -> list[list[int]]:
+    """Each demo's episodes in the dataset of the recipe run `run`, given its collect phase (`collected`;
+    runs from before `episodes_per_demo` was recorded: 2 per demo with the colour exchange, else 1)."""
+    from .sim_demos import demo_groups
+    per_demo = collected.get("episodes_per_demo", 2 if collected.get("exchange_colours") else 1)
+    return demo_groups(Path(run) / "dataset", per_demo)
 
 
 def held_out_episodes(groups: list, demos: int, seed: int) -> set[int]:

@@ -30,6 +30,13 @@ CUBE_X, CUBE_Y = (0.40, 0.62), (-0.24, 0.02)
 BOWL_X, BOWL_Y = (0.45, 0.60), (0.12, 0.25)
 MIN_CUBE_SEPARATION = 0.10   # centre to centre: the open fingers (0.085 m) fit beside the other cube
 MIN_BOWL_CLEARANCE = 0.16    # cube centre to bowl centre: no cube starts against or under the bowl wall
+CUBE_YAW = (-np.pi / 4, np.pi / 4)  # a cube is symmetric under 90 degree turns
+
+
+def _cube_fits(xy, other_cube, bowl) -> bool:
+    """The layout rules for one cube's start (base-frame xy, m): apart from the other cube, clear of the bowl."""
+    return (np.linalg.norm(xy - other_cube) >= MIN_CUBE_SEPARATION
+            and np.linalg.norm(xy - bowl) >= MIN_BOWL_CLEARANCE)
 
 
 def _bowl_xml() -> str:
@@ -80,18 +87,19 @@ class PickPlaceScene(FrankaScene):
         bowl = np.array([rng.uniform(*BOWL_X), rng.uniform(*BOWL_Y)])
         while True:  # the pair together, so the two colours stay exchangeable
             cubes = rng.uniform([CUBE_X[0], CUBE_Y[0]], [CUBE_X[1], CUBE_Y[1]], size=(2, 2))
-            if (np.linalg.norm(cubes[0] - cubes[1]) >= MIN_CUBE_SEPARATION
-                    and np.all(np.linalg.norm(cubes - bowl, axis=1) >= MIN_BOWL_CLEARANCE)):
+            if _cube_fits(cubes[0], cubes[1], bowl) and _cube_fits(cubes[1], cubes[0], bowl):
                 break
-        yaws = rng.uniform(-np.pi / 4, np.pi / 4, size=2)  # a cube is symmetric under 90 degree turns
+        yaws = rng.uniform(*CUBE_YAW, size=2)
         self.model.body_pos[self.body_id("bowl")][:2] = bowl
         for colour, xy, yaw in zip(COLOURS, cubes, yaws):
             self._place_free(f"{colour}_cube", xy, yaw)
 
-    def _place_free(self, joint: str, xy, yaw: float) -> None:
+    def _place_free(self, joint: str, xy, yaw: float, data: mujoco.MjData | None = None) -> None:
+        """Stand the cube of free joint `joint` on the table at (xy, yaw), in `data` (default: the scene's)."""
+        data = self.data if data is None else data
         a = self.joint_qadr(joint)
-        self.data.qpos[a:a + 3] = [xy[0], xy[1], TABLE_TOP + CUBE_HALF]
-        self.data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        data.qpos[a:a + 3] = [xy[0], xy[1], TABLE_TOP + CUBE_HALF]
+        data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
 
     # privileged state for the expert and the success test
     @property
@@ -129,8 +137,8 @@ class PickPlaceScene(FrankaScene):
         target, bowl = self.cube_pose()[0][:2], self.bowl_pos()[:2]
         while True:
             xy = rng.uniform([CUBE_X[0], CUBE_Y[0]], [CUBE_X[1], CUBE_Y[1]])
-            if np.linalg.norm(xy - target) >= MIN_CUBE_SEPARATION and np.linalg.norm(xy - bowl) >= MIN_BOWL_CLEARANCE:
-                return xy, float(rng.uniform(-np.pi / 4, np.pi / 4))
+            if _cube_fits(xy, target, bowl):
+                return xy, float(rng.uniform(*CUBE_YAW))
 
     def data_with_distractor_at(self, xy, yaw: float) -> mujoco.MjData:
         """A copy of the scene's state for rendering, with the cube the instruction does not name at (xy, yaw)
@@ -138,9 +146,7 @@ class PickPlaceScene(FrankaScene):
         data = mujoco.MjData(self.model)
         data.qpos[:] = self.data.qpos
         distractor = next(c for c in COLOURS if c != self.target_colour)
-        a = self.joint_qadr(f"{distractor}_cube")
-        data.qpos[a:a + 3] = [xy[0], xy[1], TABLE_TOP + CUBE_HALF]
-        data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        self._place_free(f"{distractor}_cube", xy, yaw, data)
         mujoco.mj_forward(self.model, data)  # camera and light poses too (mj_kinematics leaves them at zero)
         return data
 
