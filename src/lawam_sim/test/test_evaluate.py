@@ -176,3 +176,19 @@ def test_the_evaluated_stack_is_the_launched_system(tmp_path, monkeypatch):
     started.clear()
     evaluate.launch_stack("quanta_towel_fold", "", "fold the towel in half", tmp_path, expert=True)
     assert list(started) == ["quanta_twin"]
+
+
+def test_lawam_eval_leaves_no_spin_thread_behind_when_it_stops_on_an_error(monkeypatch, capsys):
+    """Regression (CI): after a node of its stack died, lawam-eval printed its reason and then aborted
+    (SIGABRT, 'terminate called without an active exception'): its executor thread was still inside rcl when
+    the interpreter exited, because Executor.shutdown() does not wait for a spin in another thread."""
+    import threading
+
+    def stack_died(self, timeout=120.0):
+        raise RuntimeError("required node franka_twin exited with code -9")
+
+    monkeypatch.setattr(evaluate.Evaluator, "wait_ready", stack_died)
+    before = set(threading.enumerate())
+    assert evaluate.main(["--system", "franka_drawer", "--expert", "--attach", "--seeds", "0"]) == 1
+    assert "error: required node franka_twin exited" in capsys.readouterr().err
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []

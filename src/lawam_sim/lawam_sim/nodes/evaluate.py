@@ -295,6 +295,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
     return args, indices, instructions
 
 
+def _spin(executor, spinning: threading.Event) -> None:
+    """Spin until `spinning` is cleared. Executor.shutdown() does not wait for a spin in another thread."""
+    while spinning.is_set():
+        executor.spin_once(timeout_sec=0.1)
+
+
 def main(argv=None) -> int:
     args, indices, instructions = parse_args(argv)
     twin, bridge, default_timeout = scenes()[args.system]
@@ -303,7 +309,8 @@ def main(argv=None) -> int:
     results, stopped, status = [], None, 0
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
-    node = executor = None
+    node = executor = spinner = None
+    spinning = threading.Event()
     try:
         if not args.attach:
             stack = launch_stack(args.system, args.checkpoint, instructions[0], log_dir, args.expert)
@@ -314,7 +321,9 @@ def main(argv=None) -> int:
         node = rclpy.create_node("lawam_eval")
         executor = rclpy.executors.SingleThreadedExecutor()
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinning.set()
+        spinner = threading.Thread(target=_spin, args=(executor, spinning), daemon=True)
+        spinner.start()
         ev = Evaluator(node, twin, None if args.expert else bridge, stack)
         ev.wait_ready()
         for index in indices:
@@ -335,6 +344,11 @@ def main(argv=None) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the teardown short
             signal.signal(sig, signal.SIG_IGN)
+        if spinner is not None:
+            # a spin still inside rcl at exit keeps DDS threads joinable: the process aborted (SIGABRT,
+            # 'terminate called without an active exception') after printing its result
+            spinning.clear()
+            spinner.join()
         if executor is not None:
             executor.shutdown()
             node.destroy_node()
