@@ -231,23 +231,22 @@ class Recipe:
                 opt.step()
                 opt.zero_grad()
                 times.append(time.perf_counter() - t)
-            per_step[stage] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints
+            per_step[str(stage)] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints; str: JSON keys
         epoch = len(train) // self.args.batch_size
         s1, s2 = steps_for_budget(self.args.budget_min, self.args.stage1_share, per_step, epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
-        self.log(f"plan: stage 1 {s1} steps ({per_step[1]:.2f} s/step), stage 2 {s2} steps "
-                 f"({per_step[2]:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
+        self.log(f"plan: stage 1 {s1} steps ({per_step['1']:.2f} s/step), stage 2 {s2} steps "
+                 f"({per_step['2']:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
         self.done("plan", **plan)
         return self.phase("plan")  # the recorded dict: replan_stage2 adds to it
 
     def stage1(self, policy, train, val, steps: int) -> None:
         from .train import Trainer
         if not self.phase("stage1"):
-            t = time.monotonic()
             trainer = Trainer(policy, 1, train, self.out / "runs", self.options(steps, 1), val_data=None,
                               log=self.log)
             out = trainer.fit(resume=True)
-            self.state["phases"]["stage1"] = {"wall_s": time.monotonic() - t, "steps": out["step"],
+            self.state["phases"]["stage1"] = {"wall_s": out["train_wall_s"], "steps": out["step"],
                                               "final": _last(out["history"])}
             self.save()
         if "latent" not in self.phase("stage1"):
@@ -270,7 +269,7 @@ class Recipe:
         if latest_checkpoint(self.out / "runs", 2) is None and s1.get("steps") and s1.get("wall_s"):
             steps = stage2_steps_left(self.args.budget_min, plan, s1["wall_s"], s1["steps"])
             self.log(f"plan: stage 1 ran at {s1['wall_s'] / s1['steps']:.2f} s/step (probe "
-                     f"{plan['s_per_step'][1]:.2f}): stage 2 gets {steps} steps for the "
+                     f"{plan['s_per_step']['1']:.2f}): stage 2 gets {steps} steps for the "
                      f"{(self.args.budget_min * 60 - s1['wall_s']) / 60:.1f} min left (planned {plan['stage2_steps']})")
         plan["stage2_steps_final"] = steps
         self.save()
@@ -291,11 +290,10 @@ class Recipe:
         first = True
         while trainer.step < steps:
             stop = next(m for m in marks if m > trainer.step)
-            t = time.monotonic()
             trainer.fit(resume=first, stop_after=stop)
             first = False
-            # training wall time over resumes: stage 1's plus every stage-2 segment's (evaluations excluded)
-            self.state["stage2_wall_s"] = self.state.get("stage2_wall_s", 0.0) + time.monotonic() - t
+            # training wall time over resumes (the trainer's, kept in its checkpoints; evaluations excluded)
+            self.state["stage2_wall_s"] = trainer.train_wall_s
             figures = heldout_figures(policy, val)
             elapsed = self.phase("stage1")["wall_s"] + self.state["stage2_wall_s"]
             figures.update(step=trainer.step, training_wall_s=elapsed, go_no_go=not reports)
@@ -418,10 +416,10 @@ def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, e
     """(stage-1 steps, stage-2 steps) that fit `budget_min` minutes of training. Raises RecipeError when
     stage 2 would not see one epoch."""
     budget = budget_min * 60
-    s1 = int(budget * stage1_share / s_per_step[1])
-    s2 = int(budget * (1 - stage1_share) / s_per_step[2])
+    s1 = int(budget * stage1_share / s_per_step["1"])
+    s2 = int(budget * (1 - stage1_share) / s_per_step["2"])
     if s2 < epoch_steps or s1 < 1:
-        raise RecipeError(f"--budget-min {budget_min:g} buys {s2} stage-2 steps at {s_per_step[2]:.2f} s/step, "
+        raise RecipeError(f"--budget-min {budget_min:g} buys {s2} stage-2 steps at {s_per_step['2']:.2f} s/step, "
                           f"less than one epoch ({epoch_steps} steps): raise --budget-min")
     return s1, s2
 
@@ -430,9 +428,9 @@ def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage
     """Stage-2 steps that fit the budget left after stage 1: the probe's stage-2 step time scaled by how much
     slower (or faster) stage 1 ran than its own probe. Never under one epoch."""
     probe = plan["s_per_step"]
-    load = (stage1_wall_s / stage1_steps) / probe[1]
+    load = (stage1_wall_s / stage1_steps) / probe["1"]
     left = budget_min * 60 - stage1_wall_s
-    return max(int(plan["epoch_steps"]), int(left / (probe[2] * load)))
+    return max(int(plan["epoch_steps"]), int(left / (probe["2"] * load)))
 
 
 def run_demo_groups(run: Path, collected: dict) -> list[list[int]]:
@@ -579,7 +577,7 @@ def render_report(rep: dict) -> str:
     for st in ("stage1", "stage2"):
         ph = p.get(st, {})
         key = "1" if st == "stage1" else "2"
-        sps = pl.get("s_per_step", {}).get(key) or pl.get("s_per_step", {}).get(int(key))
+        sps = pl.get("s_per_step", {}).get(key)
         bs = rep["settings"]["batch_size"]
         achieved = (ph.get("steps") or 0) * bs / ph["wall_s"] if ph.get("wall_s") else None
         lines.append(f"- {st}: {ph.get('steps')} steps in {ph.get('wall_s', 0) / 60:.1f} min"

@@ -293,6 +293,9 @@ class Trainer:
                                         self.dist.world_size)
         self.step, self.epoch = 0, 0
         self.history: list[dict] = []  # logged metrics (main process)
+        # seconds spent in fit() over every resume (in the checkpoints; 0 for checkpoints from before it)
+        self._wall_before = 0.0
+        self._fit_started: float | None = None
         self.last_val: dict | None = None
 
     # ------------------------------------------------------------------ setup helpers
@@ -378,7 +381,8 @@ class Trainer:
             state = dict(stage=self.stage, step=self.step, epoch=self.epoch, position=self.rank_batches.start,
                          optimizer=None if self._fsdp else self.optimizer.state_dict(),
                          scheduler=self.scheduler.state_dict(), rng=rngs, world_size=self.dist.world_size,
-                         sharded_optimizer=self._fsdp, global_batch=self.global_batch, options=asdict(self.options))
+                         sharded_optimizer=self._fsdp, global_batch=self.global_batch, options=asdict(self.options),
+                         train_wall_s=self.train_wall_s)
             try:
                 save_policy(self.policy, tmp, model_sd)
                 torch.save(state, tmp / TRAINER_STATE)  # written last: its presence marks a whole checkpoint
@@ -427,6 +431,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self._wall_before = float(state.get("train_wall_s", 0.0))
+        if self._fit_started is not None:
+            self._fit_started = time.perf_counter()
         self.rank_batches.start = int(state["position"])
         rngs = state["rng"]
         set_rng_state(rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0])
@@ -463,9 +470,17 @@ class Trainer:
         return {k: v * self.dist.world_size / count for k, v in reduced.items()}
 
     # ------------------------------------------------------------------ the loop
+    @property
+    def train_wall_s(self) -> float:
+        """Wall seconds spent in fit() so far, summed over resumed runs (from the checkpoints)."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self._wall_before + running
+
     def fit(self, resume: bool = True, stop_after: int | None = None) -> dict:
-        """Train to options.steps. `stop_after`: leave after that many steps with a checkpoint (preemption)."""
+        """Train to options.steps. `stop_after`: leave after that many steps with a checkpoint (preemption).
+        Returns step, the last validation, the history and train_wall_s (over resumes)."""
         o = self.options
+        self._fit_started = time.perf_counter()
         if resume:
             ckpt = latest_checkpoint(self.run_dir, self.stage)
             if ckpt is not None:
@@ -555,11 +570,12 @@ class Trainer:
             if self.step != saved_at:  # stopped early: keep the position
                 self.save_checkpoint()
         finally:
+            self._wall_before, self._fit_started = self.train_wall_s, None
             if bar is not None:
                 bar.close()
             if writer is not None:
                 writer.close()
-        return dict(step=self.step, val=self.last_val, history=self.history)
+        return dict(step=self.step, val=self.last_val, history=self.history, train_wall_s=self.train_wall_s)
 
     def _stop_if_not_finite(self, bad_terms: dict, grad_norm: float) -> None:
         """Raise NonFiniteTraining on every process if any process saw a non-finite loss term or gradient norm

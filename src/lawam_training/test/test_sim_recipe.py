@@ -64,13 +64,15 @@ def test_frame_cache_reads_every_frame_once(tmp_path):
 
 
 def test_budget_plan():
-    assert steps_for_budget(10, 0.25, {1: 0.5, 2: 1.5}, 100) == (300, 300)
+    assert steps_for_budget(10, 0.25, {"1": 0.5, "2": 1.5}, 100) == (300, 300)
     with pytest.raises(RecipeError, match="less than one epoch"):
-        steps_for_budget(1, 0.25, {1: 0.5, 2: 1.5}, 100)
+        steps_for_budget(1, 0.25, {"1": 0.5, "2": 1.5}, 100)
 
 
 def test_stage2_is_replanned_from_the_speed_stage1_ran_at():
-    plan = {"s_per_step": {1: 0.5, 2: 1.5}, "stage2_steps": 300, "epoch_steps": 100}
+    # the plan as a resumed run reads it back from recipe.json (regression: integer keys in the process that
+    # planned, string keys after a resume: a run stopped in stage 1 died with KeyError entering stage 2)
+    plan = json.loads(json.dumps({"s_per_step": {"1": 0.5, "2": 1.5}, "stage2_steps": 300, "epoch_steps": 100}))
     # the probe ran on a loaded machine: stage 1 took 150 s for its 300 steps, half the probe's time
     assert stage2_steps_left(10, plan, 75.0, 300) == 700  # (600 - 75) s at 1.5 * 0.5 s/step
     assert stage2_steps_left(10, plan, 200.0, 300) == 200  # slower than probed: fewer steps (400 s at 2 s)

@@ -1,6 +1,7 @@
 """The training loop (lawam_training.train) on the tiny preset, CPU: both stages learn (overfit a tiny dataset),
 resume is bit-exact, checkpoints are atomic and pruned, TensorBoard and progress report loss and samples/s."""
 import os
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -103,15 +104,18 @@ def test_resume_is_bit_exact(demos, tmp_path, stage):
 
     first = make_policy(ds)
     tr = Trainer(first, stage, data, tmp_path / "cut", options(**opts), val_data=data)
-    tr.fit(stop_after=cut)
+    first_wall = tr.fit(stop_after=cut)["train_wall_s"]
     assert tr.step == cut and latest_checkpoint(tmp_path / "cut", stage).name == f"stage{stage}_step{cut:08d}"
     # The loop draws its noise from per-(step, slot) generators, not the global RNG: disturbing it is harmless.
     torch.manual_seed(1234)
     np.random.seed(99)
     resumed = make_policy(ds, seed=1)  # other initial weights: they must all come from the checkpoint
     tr2 = Trainer(resumed, stage, data, tmp_path / "cut", options(**opts), val_data=data)
-    tr2.fit()
+    t0 = time.perf_counter()
+    resumed_wall = tr2.fit()["train_wall_s"]
     assert tr2.step == total
+    # training wall time counts every resumed run: the first run's seconds come back from the checkpoint
+    assert first_wall > 0 and first_wall < resumed_wall <= first_wall + time.perf_counter() - t0
     a, b = full.state_dict(), resumed.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"
