@@ -185,7 +185,10 @@ class LaWAMConfig:
                       qwen3vl=_sim_qwen3vl(), vlm_layers=3, num_latent_queries=8, aggregator_width=128,
                       max_instruction_tokens=32, expert_width=128, expert_blocks=3, expert_layers_per_block=2,
                       expert_heads=4, time_code_dim=64, stage1_augment=False, lr_expert=1e-3, lr_other=1e-3,
-                      subgoal_teacher_forcing=0.5)
+                      subgoal_teacher_forcing=0.5, knowledge_insulation=False)
+            # No knowledge insulation: it protects a pretrained VLM, and this one starts random, so under KI its
+            # vision tower and layers would learn only from the primary image's distillation and subgoal losses
+            # and the wrist camera would reach the expert through untrained weights.
         else:
             raise ValueError(f"unknown LaWAM preset {name!r}; known: 'paper', 'sim', 'tiny'")
         for key, value in overrides.items():
