@@ -47,6 +47,11 @@ sys.path[:0] = [str(ROOT / "src" / p) for p in ("lawam_training", "lawam_policy"
 
 import numpy as np  # noqa: E402
 
+# Every arm starts from the paper's model (Fig. 6's "full"), then applies its own switches. The sim preset
+# trains without knowledge insulation (its VLM starts random), so the run's stage-1 config alone would make
+# the full arm a w/o-KI arm.
+PAPER_SWITCHES = {"subgoal_conditioning": True, "knowledge_insulation": True, "lambda_distill": 1.0,
+                  "time_encoding": "seconds"}
 # arm -> (LaWAMConfig switches, control rates (Hz) of the training data; the first is the evaluation rate)
 ARMS = {
     "full": ({}, (10.0,)),
@@ -294,8 +299,8 @@ def downsample(cache, factor: int, horizon_steps: int):
 
 # ---------------------------------------------------------------------------------------------- one arm
 def build_policy(args, arm: str, seed: int):
-    """The stage-2 policy of `arm`: the run's stage-1 config with the arm's switches, VLM prior and expert
-    initialised from `seed`, the stage-1 modules loaded from the run's stage-1 checkpoint."""
+    """The stage-2 policy of `arm`: the run's stage-1 config with the paper's switches, then the arm's; VLM
+    prior and expert initialised from `seed`, the stage-1 modules loaded from the run's stage-1 checkpoint."""
     import torch
 
     from lawam_policy.model import LaWAMConfig, LaWAMPolicy
@@ -304,7 +309,7 @@ def build_policy(args, arm: str, seed: int):
     switches, rates = ARMS[arm]
     cfg = LaWAMConfig.load(args.stage1)
     cfg.components = "all"
-    for key, value in switches.items():
+    for key, value in {**PAPER_SWITCHES, **switches}.items():
         setattr(cfg, key, value)
     emb = cfg.layout().embodiment
     cfg.control_rates_hz = dict(cfg.control_rates_hz, **{emb: [float(r) for r in rates]})  # first: evaluation

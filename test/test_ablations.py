@@ -93,6 +93,20 @@ def test_arms_differ_exactly_in_their_switches_and_share_stage1(tiny_run):
     assert len(seen) == len(ab.ARMS), "two arms with the same switches"
 
 
+def test_full_arm_is_the_paper_model_when_the_run_trained_without_knowledge_insulation(tiny_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (cfg_path,) = (run / "runs").glob("stage1_*/lawam_config.json")
+    cfg = json.loads(cfg_path.read_text())
+    cfg["knowledge_insulation"] = False  # as the sim preset trains
+    cfg_path.write_text(json.dumps(cfg))
+    args = ab.parse_args(cli(run, run / "unused"))
+    assert ab.build_policy(args, "full", 0).config.knowledge_insulation is True
+    assert ab.build_policy(args, "fig7_seconds", 0).config.knowledge_insulation is True
+    assert ab.build_policy(args, "no_ki", 0).config.knowledge_insulation is False
+
+
 def test_train_table_and_resume_reads_a_finished_arm_back(tiny_run, tmp_path, capsys):
     out = tmp_path / "abl"
     assert ab.main(cli(tiny_run, out, "--arms", "full,no_lawm", "--json", str(tmp_path / "a.json"))) == 0

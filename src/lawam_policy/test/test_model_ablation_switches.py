@@ -45,11 +45,11 @@ def _vlm_weight_grad(policy) -> float:
 
 def test_defaults_are_the_paper_model_and_old_configs_load():
     cfg = LaWAMConfig.from_preset("tiny")
-    assert (cfg.subgoal_conditioning, cfg.knowledge_insulation, cfg.lambda_distill, cfg.time_encoding) == \
-        (True, True, 1.0, "seconds")
+    assert (cfg.subgoal_conditioning, cfg.knowledge_insulation, cfg.lambda_distill, cfg.time_encoding,
+            cfg.subgoal_teacher_forcing) == (True, True, 1.0, "seconds", 0.0)
     old = cfg.to_dict()
     for key in ("subgoal_conditioning", "knowledge_insulation", "lambda_distill", "time_encoding",
-                "time_index_step_s"):
+                "time_index_step_s", "subgoal_teacher_forcing"):
         old.pop(key)  # a checkpoint written before the switches existed
     assert LaWAMConfig.from_dict(old) == cfg
     with pytest.raises(ValueError, match="time_encoding"):
@@ -138,3 +138,32 @@ def test_index_time_code_in_training_ignores_the_rate():
         a = policy.training_losses(batch, generator=torch.Generator().manual_seed(0))["flow"]
         b = policy.training_losses(fast, generator=torch.Generator().manual_seed(0))["flow"]
         assert bool(torch.allclose(a, b)) == equal
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_subgoal_teacher_forcing_gives_the_expert_lawm_of_the_teacher_latent(share, monkeypatch):
+    """share 0 (the paper's Eq. 5): the expert's subgoal is LaWM(f_t, z_hat); share 1: LaWM(f_t, z*)."""
+    policy = make_policy(subgoal_teacher_forcing=share).train()
+    seen = {}
+
+    def spy(name, fn):
+        def wrapped(*args):
+            out = fn(*args)
+            seen[name] = (args, out)
+            return out
+        monkeypatch.setattr(policy if name == "teacher" else policy.vlm if name == "aggregate" else policy.expert,
+                            {"teacher": "teacher_latent", "aggregate": "aggregate", "context": "context"}[name],
+                            wrapped)
+
+    spy("teacher", policy.teacher_latent)
+    spy("aggregate", policy.vlm.aggregate)
+    spy("context", policy.expert.context)
+    policy.training_losses(make_batch(np.random.default_rng(0)), torch.Generator().manual_seed(0))
+    _, _, f_t, subgoal = seen["context"][0]
+    with torch.no_grad():
+        from_teacher = policy.lawm(f_t, seen["teacher"][1])
+        from_prior = policy.lawm(f_t, seen["aggregate"][1])
+    assert not torch.allclose(from_teacher, from_prior, atol=1e-4)
+    torch.testing.assert_close(subgoal, from_teacher if share else from_prior, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="subgoal_teacher_forcing"):
+        LaWAMConfig.from_preset("tiny", subgoal_teacher_forcing=1.5)

@@ -175,3 +175,30 @@ def test_pick_place_distractor_moves_in_a_rendering_copy_only():
         plain, moved = rig.render(scene.data, camera).astype(int), rig.render(copy, camera).astype(int)
         assert (np.abs(plain - moved).sum(-1) > 30).mean() < 0.1, camera  # a broken pose: ~100 %
     rig.close()
+
+
+def test_pick_place_front_camera_frames_the_workspace_closely():
+    """The pick-and-place front camera is zoomed on the cubes' region and the bowl: every corner of their
+    layout regions and the gripper's start and carry heights project inside the image, and a cube covers
+    at least 150 px of a 224 px image (about 110 with the drawer's wider view)."""
+    import mujoco
+    from lawam_sim.scenes.franka_pick_place import BOWL_RADIUS, BOWL_X, BOWL_Y, CUBE_X, CUBE_Y
+    scene = make_scene("franka_pick_place")
+    scene.reset(EVAL_SEEDS[0])
+    cam = mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_CAMERA, "front")
+    pos, rot = scene.data.cam_xpos[cam], scene.data.cam_xmat[cam].reshape(3, 3)
+    focal = 0.5 / np.tan(np.radians(scene.model.cam_fovy[cam]) / 2)
+    r = BOWL_RADIUS + 0.01
+    points = [(x, y, 0.02) for x in CUBE_X for y in CUBE_Y] + \
+             [(x, y, 0.0) for x in (BOWL_X[0] - r, BOWL_X[1] + r) for y in (BOWL_Y[0] - r, BOWL_Y[1] + r)] + \
+             [tuple(scene.eef_pose("arm")[0]), (np.mean(BOWL_X), np.mean(BOWL_Y), 0.25)]
+    for p in points:
+        c = rot.T @ (np.asarray(p) - pos)  # camera frame: x right, y up, looking along -z
+        u, v = 0.5 + focal * c[0] / -c[2], 0.5 - focal * c[1] / -c[2]
+        assert 0.05 < u < 0.95 and 0.05 < v < 0.95, (p, u, v)
+    rig = CameraRig(scene.model, 224, 224)
+    for seed in EVAL_SEEDS[:5]:
+        scene.reset(seed)
+        im = rig.render(scene.data, "front").astype(int)
+        assert ((im[..., 0] > 120) & (im[..., 1] < 60)).sum() >= 150, seed
+    rig.close()

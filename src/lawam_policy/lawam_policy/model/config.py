@@ -140,6 +140,8 @@ class LaWAMConfig:
     # --- flow matching / losses ---
     num_denoise_steps: int = 10
     lambda_subgoal: float = 1.0
+    # share of stage-2 samples whose expert sees LaWM(f_t, z*) instead of LaWM(f_t, z_hat); ours, 0 = Eq. 5
+    subgoal_teacher_forcing: float = 0.0
     lambda_distill: float = 1.0  # weight of ||z_hat - z*||^2; 0: w/o latent-action distillation (Fig. 6)
     knowledge_insulation: bool = True  # False: w/o KI (Fig. 6), flow-matching gradients reach the VLM
     lr_expert: float = 1e-4
@@ -182,7 +184,11 @@ class LaWAMConfig:
                       idm_depth=3, idm_heads=4, lawm_width=128, lawm_depth=3, lawm_heads=4, aux_hidden=128,
                       qwen3vl=_sim_qwen3vl(), vlm_layers=3, num_latent_queries=8, aggregator_width=128,
                       max_instruction_tokens=32, expert_width=128, expert_blocks=3, expert_layers_per_block=2,
-                      expert_heads=4, time_code_dim=64, stage1_augment=False, lr_expert=1e-3, lr_other=1e-3)
+                      expert_heads=4, time_code_dim=64, stage1_augment=False, lr_expert=1e-3, lr_other=1e-3,
+                      subgoal_teacher_forcing=0.5, knowledge_insulation=False)
+            # No knowledge insulation: it protects a pretrained VLM, and this one starts random, so under KI its
+            # vision tower and layers would learn only from the primary image's distillation and subgoal losses
+            # and the wrist camera would reach the expert through untrained weights.
         else:
             raise ValueError(f"unknown LaWAM preset {name!r}; known: 'paper', 'sim', 'tiny'")
         for key, value in overrides.items():
@@ -260,6 +266,8 @@ class LaWAMConfig:
             raise ValueError(f"time_encoding must be 'seconds' or 'index', got {self.time_encoding!r}")
         if not (self.time_index_step_s > 0 and math.isfinite(self.time_index_step_s)):
             raise ValueError(f"time_index_step_s must be positive, got {self.time_index_step_s}")
+        if not 0.0 <= self.subgoal_teacher_forcing <= 1.0:
+            raise ValueError(f"subgoal_teacher_forcing must be in [0, 1], got {self.subgoal_teacher_forcing}")
         if not (self.lambda_distill >= 0 and math.isfinite(self.lambda_distill)):
             raise ValueError(f"lambda_distill must be >= 0, got {self.lambda_distill}")
         if not 0 <= self.augment_hue <= 0.5:

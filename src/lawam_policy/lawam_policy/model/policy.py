@@ -212,12 +212,26 @@ class LaWAMPolicy(nn.Module):
         ki = c.knowledge_insulation
         queries = self.vlm.encode_action_queries(state, insulate=ki)
         ctx = self.expert.context(state["prefix"].detach() if ki else state["prefix"], state["prefix_valid"], f_t,
-                                  f_hat.detach() if ki else f_hat)
+                                  self._expert_subgoal(f_t, f_hat, z_star, ki, generator))
         base = self.expert.token_base(queries, codes)
         flow = flow_matching_loss(lambda x, tau: self.expert(x, tau, base, valid, ctx, emb), actions, valid,
                                   generator)
         loss = c.lambda_distill * distill + c.lambda_subgoal * subgoal + flow
         return dict(loss=loss, distill=distill, subgoal=subgoal, flow=flow)
+
+    def _expert_subgoal(self, f_t, f_hat, z_star, insulated: bool, generator) -> torch.Tensor:
+        """The subgoal the expert is trained on: f_hat from z_hat (Eq. 5), or for a share
+        `subgoal_teacher_forcing` of the samples LaWM(f_t, z*). Early in stage 2 z_hat is noise, and an expert
+        trained only on it learns to ignore the subgoal for good (our sim runs: moving z from z_hat to 0 or to
+        3 changed the chunk by 1 mm)."""
+        share = self.config.subgoal_teacher_forcing
+        if share <= 0.0:
+            return f_hat.detach() if insulated else f_hat
+        with torch.no_grad():
+            f_star = self._lawm_frozen(f_t, z_star).float()
+        teacher = torch.rand(f_t.shape[0], generator=generator, device=generator.device if generator else None)
+        teacher = (teacher < share).to(f_hat.device)[:, None, None]
+        return torch.where(teacher, f_star, f_hat.detach() if insulated else f_hat)
 
     def parameter_groups(self, stage: int) -> list[dict]:
         """Optimiser groups (AdamW) with the notes' learning rates; frozen modules get requires_grad=False."""

@@ -46,9 +46,9 @@ TABLE_XML = """
       <geom type="box" size="0.03 0.03 0.36" pos="-0.5 0.55 -0.385" rgba=".3 .3 .3 1"/>
       <geom type="box" size="0.03 0.03 0.36" pos="-0.5 -0.55 -0.385" rgba=".3 .3 .3 1"/>
     </body>
-    <body name="look_at" pos="0.5 0 0.05"/>
-    <!-- front-right view: sees the pick-place objects and the drawer's front/side as it slides out -->
-    <camera name="front" pos="1.2 -0.75 0.75" mode="targetbody" target="look_at" fovy="45"/>
+    <body name="look_at" pos="{look_at}"/>
+    <!-- front-right view (the scene's primary camera): aimed and zoomed per scene -->
+    <camera name="front" pos="1.2 -0.75 0.75" mode="targetbody" target="look_at" fovy="{fovy}"/>
 """
 
 
@@ -60,6 +60,10 @@ class FrankaScene(Scene):
     # Outer guard box (base frame, m): a superset of the bridge's safety box; the twin's default workspace.
     default_workspace = ((0.1, -0.65, -0.02), (0.9, 0.65, 0.85))
     tcp_site = "pinch"
+    # The front camera's aim point (base frame, m) and vertical field of view (deg): the default sees the
+    # drawer's front and side as it slides out.
+    front_look_at = (0.5, 0.0, 0.05)
+    front_fovy = 45.0
 
     def _objects_xml(self) -> str:
         return ""
@@ -70,7 +74,7 @@ class FrankaScene(Scene):
   <include file="panda.xml"/>
   {COMMON_XML}
   <worldbody>
-    {TABLE_XML}
+    {TABLE_XML.format(look_at=" ".join(f"{v:g}" for v in self.front_look_at), fovy=f"{self.front_fovy:g}")}
     {self._objects_xml()}
   </worldbody>
 </mujoco>"""
