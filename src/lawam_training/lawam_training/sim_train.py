@@ -12,8 +12,10 @@ Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/ru
    exchanged, the other cube moved: --distractor-moves); written as a LeRobot v3.0 dataset (DIR/dataset).
 2. cache: frames decoded once and frozen features computed once (frame_cache.py); a few demos held out, each
    with its renderings.
-3. plan: a few timed steps of each stage turn `--budget-min` of training wall time into step counts
-   (stage 1 gets `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
+3. stage 0 (pick-and-place): grounding pretraining of the VLM prior on twin renders (vlm_grounding.py:
+   the stand-in for the paper's pretrained VLM); its training time counts against the budget.
+   plan: a few timed steps of each stage turn the rest of `--budget-min` into step counts (stage 1 gets
+   `--stage1-share` of it); fixed in recipe.json so a resumed run keeps its schedule.
 4. stage 1 (latent action model), then its latent-action figures on held-out clips: per-dimension variance of
    z*, and LaWM's feature error with z*, with z* shuffled across the batch, and with z = 0.
 5. stage 2 (policy), with held-out figures printed along the way; the first report (after 5 % of stage 2,
@@ -49,6 +51,11 @@ SYSTEMS = {  # system -> (scene, default demo count (paper D.3), dataset fps, de
 # place for both instructions of a layout (16 held-out episodes, run pp_d): it had learnt to reach for "a cube".
 # The same motion rendered with the cubes' colours exchanged (under the other instruction) and with the other
 # cube elsewhere ties the word to the colour, and multiplies the layouts, at the cost of rendering only.
+# Stage 0 (vlm_grounding.py): steps of grounding pretraining of the VLM prior, for systems whose instruction names
+# one of several objects; 0 elsewhere. Its render set: start layouts of GROUNDING_FRAMES seeds. The sim VLM learnt
+# to place the named cube between 1,400 and 1,600 steps (0.9 cm held out at 2,400), so 3,000 leave a margin.
+GROUNDING_STEPS = {"franka_pick_place": 3000}
+GROUNDING_FRAMES = 3000
 # 10 Hz: divides the experts' 20 Hz, so every recorded action is an issued command; the policy then runs at the
 # same rate (the checkpoint records it).
 
@@ -75,6 +82,9 @@ def parse_args(argv=None):
     ap.add_argument("--distractor-moves", type=int, default=None,
                     help="pick-and-place: renderings of each demo with the other cube at a new place (default: the "
                          "system's, " + ", ".join(f"{k} {v[4][1]}" for k, v in SYSTEMS.items()) + ")")
+    ap.add_argument("--grounding-steps", type=int, default=None,
+                    help="stage 0: VLM grounding steps on twin renders (default: the system's, " +
+                         ", ".join(f"{k} {GROUNDING_STEPS.get(k, 0)}" for k in SYSTEMS) + "; 0: none)")
     ap.add_argument("--stage1-share", type=float, default=0.2, help="share of the budget for stage 1")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
@@ -97,6 +107,11 @@ def parse_args(argv=None):
     if args.distractor_moves < 0 or (args.distractor_moves and not SYSTEMS[args.system][4][0]):
         raise RecipeError(f"--distractor-moves must be >= 0 and needs a system with counterfactual renderings "
                           f"(franka_pick_place), got {args.distractor_moves} for {args.system}")
+    if args.grounding_steps is None:  # resolved here, as --dart-sigma
+        args.grounding_steps = GROUNDING_STEPS.get(args.system, 0)
+    if args.grounding_steps < 0 or (args.grounding_steps and args.system not in GROUNDING_STEPS):
+        raise RecipeError(f"--grounding-steps must be >= 0 and needs a system whose instructions name objects "
+                          f"({', '.join(GROUNDING_STEPS)}), got {args.grounding_steps} for {args.system}")
     if not args.dart_sigma >= 0:
         raise RecipeError(f"--dart-sigma must be >= 0 m, got {args.dart_sigma}")
     demos = args.demos or SYSTEMS[args.system][1]
@@ -129,6 +144,7 @@ class Recipe:
             self.state = json.loads(self.state_path.read_text())
             # a run from before counterfactual renderings had none
             self.state["settings"].setdefault("distractor_moves", 0)
+            self.state["settings"].setdefault("grounding_steps", 0)  # and none before stage 0
             if self.state["settings"] != settings:
                 diff = sorted(k for k in settings if self.state["settings"].get(k) != settings[k])
                 raise RecipeError(f"--resume with different settings than the run in {self.out}: {diff}")
@@ -199,6 +215,32 @@ class Recipe:
                  f"{len(train)} training samples, {len(val)} held out ({len(held)} episodes)")
         return policy, MixedDataset([train]), MixedDataset([val])
 
+    def stage0(self, policy) -> None:
+        """VLM grounding pretraining (vlm_grounding.py); its VLM weights are kept for stage 2's start."""
+        if self.phase("stage0") or not self.args.grounding_steps:
+            return
+        from tqdm import tqdm
+
+        from .sim_rollout import twin_env
+        from .vlm_grounding import GROUNDING_FIRST_SEED, pretrain_grounding, render_grounding_set, save_vlm
+        t = time.monotonic()
+        env = twin_env(self.scene_name, workspace_root() / "config")
+        data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
+                                    progress=tqdm if self.progress else None)
+        render_s = time.monotonic() - t
+        figures = pretrain_grounding(policy, data, self.args.grounding_steps, self.args.batch_size,
+                                     seed=self.args.seed, log=self.log, progress=tqdm if self.progress else None)
+        save_vlm(policy, self.out / "runs" / "stage0_vlm.safetensors")
+        self.log(f"stage 0: held-out xy error of the named cube {figures['named_error_m'] * 100:.1f} cm, of the "
+                 f"other {figures['other_error_m'] * 100:.1f} cm (mean guess "
+                 f"{figures['mean_guess_error_m'] * 100:.1f} cm) after {figures['steps']} steps in "
+                 f"{figures['wall_s'] / 60:.1f} min; {figures['frames']} renders in {render_s:.0f} s")
+        self.done("stage0", render_s=render_s, **figures)
+
+    def trained_before_stage2_s(self) -> float:
+        """Training wall time of stages 0 and 1 (s): what the budget has already spent when stage 2 starts."""
+        return self.phase("stage1")["wall_s"] + (self.phase("stage0") or {}).get("wall_s", 0.0)
+
     def options(self, steps: int, stage: int):
         from .train import TrainOptions
         return TrainOptions(steps=steps, batch_size=self.args.batch_size, lr=None, warmup_steps=min(100, steps // 10),
@@ -233,7 +275,8 @@ class Recipe:
                 times.append(time.perf_counter() - t)
             per_step[str(stage)] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints; str: JSON keys
         epoch = len(train) // self.args.batch_size
-        s1, s2 = steps_for_budget(self.args.budget_min, self.args.stage1_share, per_step, epoch)
+        stage0_min = (self.phase("stage0") or {}).get("wall_s", 0.0) / 60
+        s1, s2 = steps_for_budget(self.args.budget_min - stage0_min, self.args.stage1_share, per_step, epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
         self.log(f"plan: stage 1 {s1} steps ({per_step['1']:.2f} s/step), stage 2 {s2} steps "
                  f"({per_step['2']:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
@@ -267,10 +310,12 @@ class Recipe:
         s1 = self.phase("stage1")
         steps = plan["stage2_steps"]
         if latest_checkpoint(self.out / "runs", 2) is None and s1.get("steps") and s1.get("wall_s"):
-            steps = stage2_steps_left(self.args.budget_min, plan, s1["wall_s"], s1["steps"])
+            steps = stage2_steps_left(self.args.budget_min, plan, s1["wall_s"], s1["steps"],
+                                      self.trained_before_stage2_s())
             self.log(f"plan: stage 1 ran at {s1['wall_s'] / s1['steps']:.2f} s/step (probe "
                      f"{plan['s_per_step']['1']:.2f}): stage 2 gets {steps} steps for the "
-                     f"{(self.args.budget_min * 60 - s1['wall_s']) / 60:.1f} min left (planned {plan['stage2_steps']})")
+                     f"{(self.args.budget_min * 60 - self.trained_before_stage2_s()) / 60:.1f} min left "
+                     f"(planned {plan['stage2_steps']})")
         plan["stage2_steps_final"] = steps
         self.save()
         return steps
@@ -279,8 +324,7 @@ class Recipe:
         from .train import Trainer, latest_checkpoint
         if self.phase("stage2"):
             return
-        if latest_checkpoint(self.out / "runs", 2) is None:
-            load_weights(policy, latest_checkpoint(self.out / "runs", 1), stage1_only=True)
+        self.start_stage2(policy)
         self.cache_teacher_latents(policy, train, val)
         plan = self.phase("plan")
         trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log)
@@ -295,7 +339,7 @@ class Recipe:
             # training wall time over resumes (the trainer's, kept in its checkpoints; evaluations excluded)
             self.state["stage2_wall_s"] = trainer.train_wall_s
             figures = heldout_figures(policy, val)
-            elapsed = self.phase("stage1")["wall_s"] + self.state["stage2_wall_s"]
+            elapsed = self.trained_before_stage2_s() + self.state["stage2_wall_s"]
             figures.update(step=trainer.step, training_wall_s=elapsed, go_no_go=not reports)
             reports.append(figures)
             self.log(f"{'GO/NO-GO ' if figures['go_no_go'] else ''}step {trainer.step}, {elapsed / 60:.1f} min of "
@@ -314,13 +358,23 @@ class Recipe:
         self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
                   final=reports[-1] if reports else {})
 
+    def start_stage2(self, policy) -> None:
+        """A fresh stage 2 (no stage-2 checkpoint yet) starts from stage 1's modules and stage 0's VLM; the
+        other weights keep their seeded initialisation."""
+        from .train import latest_checkpoint
+        if latest_checkpoint(self.out / "runs", 2) is not None:
+            return
+        load_weights(policy, latest_checkpoint(self.out / "runs", 1), stage1_only=True)
+        if self.phase("stage0"):  # the grounded VLM, not the initialisation a stage-1 checkpoint stores
+            from .vlm_grounding import load_vlm
+            load_vlm(policy, self.out / "runs" / "stage0_vlm.safetensors")
+
     def replan_from_stage2(self, plan: dict, step: int, steps: int) -> int:
         """Stage-2 steps for the budget at stage 2's own measured speed (its first 5 %). Stage 1's speed relative
         to its probe did not carry over: pp_v3 planned 0.35 s per stage-2 step, ran 0.39 and trained 66 min of
         60. The cosine schedule is stretched or shortened from here (the trainer resumes with the new total)."""
         measured = self.state["stage2_wall_s"] / max(step, 1)
-        s1 = self.phase("stage1")["wall_s"]
-        new = stage2_steps_measured(self.args.budget_min, s1, self.state["stage2_wall_s"], step, measured,
+        new = stage2_steps_measured(self.args.budget_min, self.trained_before_stage2_s(), self.state["stage2_wall_s"], step, measured,
                                     plan["epoch_steps"])
         self.log(f"plan: stage 2 runs at {measured:.2f} s/step (planned {plan['s_per_step']['2']:.2f}): "
                  f"{new} steps in all (was {steps})")
@@ -406,6 +460,7 @@ class Recipe:
         torch.set_num_threads(self.args.threads)
         self.collect()
         policy, train, val = self.build()
+        self.stage0(policy)
         plan = self.plan(policy, train)
         self.stage1(policy, train, val, plan["stage1_steps"])
         self.stage2(policy, train, val, self.replan_stage2(plan))
@@ -445,20 +500,23 @@ def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, e
     return s1, s2
 
 
-def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage1_steps: int) -> int:
-    """Stage-2 steps that fit the budget left after stage 1: the probe's stage-2 step time scaled by how much
-    slower (or faster) stage 1 ran than its own probe. Never under one epoch."""
+def stage2_steps_left(budget_min: float, plan: dict, stage1_wall_s: float, stage1_steps: int,
+                      trained_s: float | None = None) -> int:
+    """Stage-2 steps that fit the budget left after `trained_s` seconds of training (default: stage 1's): the
+    probe's stage-2 step time scaled by how much slower (or faster) stage 1 ran than its own probe. Never under
+    one epoch."""
     probe = plan["s_per_step"]
     load = (stage1_wall_s / stage1_steps) / probe["1"]
-    left = budget_min * 60 - stage1_wall_s
+    left = budget_min * 60 - (stage1_wall_s if trained_s is None else trained_s)
     return max(int(plan["epoch_steps"]), int(left / (probe["2"] * load)))
 
 
-def stage2_steps_measured(budget_min: float, stage1_wall_s: float, stage2_wall_s: float, step: int,
+def stage2_steps_measured(budget_min: float, before_s: float, stage2_wall_s: float, step: int,
                           s_per_step: float, epoch_steps: int) -> int:
-    """Stage-2 steps in all when `step` of them took `stage2_wall_s` at `s_per_step`: what fits the rest of the
-    budget. Never under one epoch, never fewer than already taken."""
-    left = budget_min * 60 - stage1_wall_s - stage2_wall_s
+    """Stage-2 steps in all when `step` of them took `stage2_wall_s` at `s_per_step`, after `before_s` seconds of
+    earlier training (stages 0 and 1): what fits the rest of the budget. Never under one epoch, never fewer than
+    already taken."""
+    left = budget_min * 60 - before_s - stage2_wall_s
     return max(int(epoch_steps), step, step + int(max(left, 0.0) / s_per_step))
 
 
@@ -602,6 +660,12 @@ def render_report(rep: dict) -> str:
     c = p.get("collect", {})
     lines += [f"- demos: {c.get('episodes')} episodes, {c.get('frames')} frames at {c.get('fps')} fps "
               f"(DART sigma {c.get('dart_sigma_m')} m), collected in {c.get('wall_s', 0):.0f} s"]
+    g = p.get("stage0")
+    if g:
+        lines.append(f"- stage0 (VLM grounding): {g['steps']} steps in {g['wall_s'] / 60:.1f} min on {g['frames']} "
+                     f"renders ({g['render_s']:.0f} s to render); held-out xy error of the named cube "
+                     f"{g['named_error_m'] * 100:.1f} cm, of the other {g['other_error_m'] * 100:.1f} cm (mean guess "
+                     f"{g['mean_guess_error_m'] * 100:.1f} cm)")
     pl = p.get("plan", {})
     for st in ("stage1", "stage2"):
         ph = p.get(st, {})

@@ -119,6 +119,12 @@ class PickPlaceScene(FrankaScene):
         yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
         return self.data.qpos[a:a + 3].copy(), float(yaw)
 
+    def grounding_targets(self) -> np.ndarray:
+        """(2, 2): base-frame xy (m) of the cube the instruction names, then of the other cube (the labels of
+        the sim recipe's VLM grounding stage, lawam_training.vlm_grounding)."""
+        other = next(c for c in COLOURS if c != self.target_colour)
+        return np.stack([self.cube_pose()[0][:2], self.cube_pose(other)[0][:2]])
+
     @contextmanager
     def colours_exchanged(self):
         """Render the two cubes in each other's colour inside the block (physics untouched; the colours are

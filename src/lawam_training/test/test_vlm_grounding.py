@@ -1,0 +1,105 @@
+"""Stage 0 of the sim recipe: grounding pretraining of the VLM prior (vlm_grounding.py) and its hand-over to
+stage 2."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from lawam_training import sim_train
+from lawam_training.sim_train import RecipeError, parse_args, stage2_steps_left
+from lawam_training.vlm_grounding import load_vlm, pretrain_grounding, save_vlm
+
+RED, GREEN = "put the red cube in the bowl", "put the green cube in the bowl"
+
+
+def tiny_policy():
+    from lawam_policy.model import LaWAMConfig, LaWAMPolicy
+    torch.manual_seed(0)
+    return LaWAMPolicy(LaWAMConfig.from_preset("tiny", image_size=32))
+
+
+def test_grounding_targets_name_the_instructed_cube_first():
+    from lawam_sim.scenes import make_scene
+    scene = make_scene("franka_pick_place")
+    scene.reset(500_123, RED)
+    red, green = scene.cube_pose("red")[0][:2], scene.cube_pose("green")[0][:2]
+    np.testing.assert_allclose(scene.grounding_targets(), [red, green])
+    scene.set_instruction(GREEN)
+    np.testing.assert_allclose(scene.grounding_targets(), [green, red])
+
+
+def test_stage0_learns_from_the_instruction_and_trains_only_the_vlm():
+    """Labels that depend on the instruction alone: only a VLM that reads it gets below the mean guess; every
+    module but the VLM is left as it was."""
+    policy = tiny_policy()
+    n = 40
+    units = torch.rand(n, 3, 32, 32).to(torch.float16)
+    named = {0: [0.6, 0.1], 1: [0.4, -0.1]}  # instruction 0 names the cube at (0.6, 0.1), 1 the other one
+    objects = torch.tensor([[named[0], named[1]], [named[1], named[0]]], dtype=torch.float32).expand(n, 2, 2, 2)
+    data = {"units": units, "objects": objects.clone(), "instructions": [RED, GREEN]}
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    figures = pretrain_grounding(policy, data, steps=150, batch_size=8, lr=3e-3, held_out=8)
+    assert figures["mean_guess_error_m"] == pytest.approx(np.hypot(0.1, 0.1), rel=1e-3)
+    assert figures["named_error_m"] < 0.3 * figures["mean_guess_error_m"]
+    assert figures["other_error_m"] < 0.3 * figures["mean_guess_error_m"]
+    after = policy.state_dict()
+    changed = {k.split(".", 1)[0] for k in after if not torch.equal(after[k], before[k])}
+    assert changed == {"vlm"}
+
+
+def test_stage0_vlm_is_saved_and_restored_exactly(tmp_path):
+    trained, fresh = tiny_policy(), tiny_policy()
+    with torch.no_grad():
+        for p in trained.vlm.parameters():
+            p.add_(0.01)
+    save_vlm(trained, tmp_path / "runs" / "stage0_vlm.safetensors")
+    load_vlm(fresh, tmp_path / "runs" / "stage0_vlm.safetensors")
+    for (k, a), b in zip(trained.vlm.state_dict().items(), fresh.vlm.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_stage2_starts_from_the_grounded_vlm(tmp_path, monkeypatch):
+    """A fresh stage 2 takes stage 1's modules from its checkpoint and the VLM from stage 0, not from the
+    initialisation a stage-1 checkpoint also stores."""
+    grounded = tiny_policy()
+    with torch.no_grad():
+        for p in grounded.vlm.parameters():
+            p.mul_(0.5)
+    save_vlm(grounded, tmp_path / "runs" / "stage0_vlm.safetensors")
+    recipe = sim_train.Recipe.__new__(sim_train.Recipe)
+    recipe.out = tmp_path
+    recipe.state = {"phases": {"stage0": {"wall_s": 60.0}}}
+    monkeypatch.setattr(sim_train, "load_weights", lambda *a, **k: None)
+    monkeypatch.setattr("lawam_training.train.latest_checkpoint", lambda *a: None)
+    policy = tiny_policy()
+    recipe.start_stage2(policy)
+    for a, b in zip(policy.vlm.parameters(), grounded.vlm.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_stage0_time_counts_against_the_budget():
+    plan = {"s_per_step": {"1": 0.1, "2": 0.2}, "epoch_steps": 10}
+    # 60 min budget, stage 1 ran at its probe's speed for 600 s; stage 0 took another 600 s
+    assert stage2_steps_left(60, plan, 600.0, 6000) == 15000  # 3000 s left at 0.2 s/step
+    assert stage2_steps_left(60, plan, 600.0, 6000, trained_s=1200.0) == 12000  # 2400 s left
+    assert stage2_steps_left(60, plan, 600.0, 6000, trained_s=3600.0) == 10  # never under one epoch
+
+
+def test_grounding_steps_per_system_and_older_runs(tmp_path):
+    assert parse_args(["--system", "franka_pick_place", "--output", "x"]).grounding_steps == 3000
+    assert parse_args(["--system", "franka_drawer", "--output", "x"]).grounding_steps == 0
+    with pytest.raises(RecipeError, match="--grounding-steps"):
+        parse_args(["--system", "franka_drawer", "--output", "x", "--grounding-steps", "100"])
+    with pytest.raises(RecipeError, match="--grounding-steps"):
+        parse_args(["--system", "franka_pick_place", "--output", "x", "--grounding-steps", "-1"])
+    # recipe.json of a run from before stage 0 has no grounding_steps: it had none
+    base = ["--system", "franka_pick_place", "--output", str(tmp_path / "run")]
+    first = sim_train.Recipe(parse_args(base + ["--grounding-steps", "0"]))
+    del first.state["settings"]["grounding_steps"]
+    first.save()
+    assert sim_train.Recipe(parse_args(base + ["--resume", "--grounding-steps", "0"])).state["phases"] == {}
+    with pytest.raises(RecipeError, match="grounding_steps"):
+        sim_train.Recipe(parse_args(base + ["--resume"]))
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text())["settings"].get("grounding_steps") is None
