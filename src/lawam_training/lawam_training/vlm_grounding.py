@@ -9,8 +9,10 @@ instruction) the latent-query states regress the xy of the cube the instruction 
 (labels from the twin's privileged state, start layouts on seeds disjoint from demos and evaluation). The VLM's
 weights carry over into stage 2; the regression head is discarded, like stage 1's auxiliary state heads.
 
-Measured on the sim preset (3,000 renders, batch 32, lr 1e-3): held-out error of the named cube 9-10 cm (the mean
-guess) until ~1,400 steps, then 2.0 cm at 1,600 and 0.9 cm at 2,400 steps.
+Measured on the sim preset (3,000 renders, batch 32, lr 1e-3): without warm-up and gradient clipping the held-out
+error of the named cube stayed at the mean guess (9-10 cm) for 1,400 steps, then fell to 0.9 cm by 2,400; with
+them (as here, run pp_v4) the loss is down 10x by step 300, and the held-out error is 0.5 cm after 3,000 steps
+(6.3 min on 2 threads). An interrupted stage 0 starts again: it keeps no checkpoints.
 """
 from __future__ import annotations
 
