@@ -333,7 +333,8 @@ class Recipe:
         while trainer.step < steps:
             # Held-out reports after 5 % of stage 2 (the go/no-go figure: with the default 20 % stage-1 share it
             # comes within the first 20 min of training) and at every sixth.
-            marks = sorted({max(1, steps // 20)} | {steps * k // 6 for k in range(1, 7)})
+            # (After the re-plan, 5 % of the new total is not a second go/no-go line: pp_v4 reported at 319, then 340.)
+            marks = sorted({steps * k // 6 for k in range(1, 7)} | (set() if reports else {max(1, steps // 20)}))
             trainer.fit(resume=first, stop_after=next((m for m in marks if m > trainer.step), steps))
             first = False
             # training wall time over resumes (the trainer's, kept in its checkpoints; evaluations excluded)

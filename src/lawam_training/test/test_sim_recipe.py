@@ -86,9 +86,8 @@ def test_stage2_steps_from_its_own_measured_speed():
     assert stage2_steps_measured(10, 590.0, 5.0, 3, 1.0, 10) == 10  # never less than one epoch
 
 
-def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_path, monkeypatch):
-    """pp_v3 planned 0.35 s per stage-2 step from stage 1's speed, ran 0.39 s and trained 66 of 60 minutes: the
-    recipe now re-plans stage 2 once from its own measured speed, and the trainer resumes with the new total."""
+def _replan_fixture(tmp_path, monkeypatch, budget_min):
+    """A recipe in stage 2 on a tiny policy: 40 steps planned, 5 % of them (step 2) the go/no-go mark."""
     pytest.importorskip("lerobot")
     from lawam_policy.action_layout import get_layout
     from lawam_policy.model import LaWAMConfig, LaWAMPolicy
@@ -112,7 +111,7 @@ def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_pa
     data = MixedDataset([demo])
 
     recipe = sim_train.Recipe.__new__(sim_train.Recipe)
-    recipe.args = SimpleNamespace(budget_min=0.0, batch_size=4, seed=0)  # no budget left after the first mark
+    recipe.args = SimpleNamespace(budget_min=budget_min, batch_size=4, seed=0)
     recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
     plan = {"s_per_step": {"1": 0.1, "2": 0.1}, "stage2_steps": 40, "epoch_steps": 5, "stage2_steps_final": 40}
     recipe.state = {"settings": {}, "phases": {"stage1": {"wall_s": 0.0, "steps": 1}, "plan": plan}}
@@ -120,7 +119,14 @@ def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_pa
     monkeypatch.setattr(sim_train, "load_weights", lambda *a, **k: None)  # the tiny policy's own stage 1
     monkeypatch.setattr(sim_train, "heldout_figures", lambda policy, val: {"action_error_m": 0.1,
                         "first_error_m": 0.1, "start_within_share": 1.0, "start_accepted_share": 1.0})
-    recipe.stage2(LaWAMPolicy(cfg), data, data, 40)
+    return recipe, LaWAMPolicy(cfg), data
+
+
+def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_path, monkeypatch):
+    """pp_v3 planned 0.35 s per stage-2 step from stage 1's speed, ran 0.39 s and trained 66 of 60 minutes: the
+    recipe now re-plans stage 2 once from its own measured speed, and the trainer resumes with the new total."""
+    recipe, policy, data = _replan_fixture(tmp_path, monkeypatch, budget_min=0.0)  # no budget left after the mark
+    recipe.stage2(policy, data, data, 40)
 
     state = json.loads((tmp_path / "recipe.json").read_text())
     plan = state["phases"]["plan"]
@@ -130,6 +136,21 @@ def test_stage2_is_replanned_at_its_first_mark_and_finishes_the_new_total(tmp_pa
     assert steps[0] == 2 and steps[-1] == 5 and steps == sorted(set(steps))  # go/no-go at 5 % of 40, then on
     saved = torch.load(sorted((tmp_path / "runs").glob("stage2_*"))[-1] / "trainer_state.pt", weights_only=False)
     assert saved["step"] == 5
+
+
+def test_a_longer_replanned_stage2_reports_go_no_go_once(tmp_path, monkeypatch):
+    """pp_v4: re-planned from 6,395 to 6,805 steps at its go/no-go mark (319), it reported again at 340, 5 % of
+    the new total. The later marks are the new total's sixths only."""
+    recipe, policy, data = _replan_fixture(tmp_path, monkeypatch, budget_min=60.0)
+
+    def replan(plan, step, steps):
+        plan.update(stage2_measured_s_per_step=0.1, stage2_steps_final=60)
+        return 60
+    monkeypatch.setattr(recipe, "replan_from_stage2", replan)
+    recipe.stage2(policy, data, data, 40)
+    reports = json.loads((tmp_path / "recipe.json").read_text())["stage2_reports"]
+    assert [r["step"] for r in reports] == [2, 10, 20, 30, 40, 50, 60]
+    assert [r["go_no_go"] for r in reports] == [True] + [False] * 6
 
 
 def test_bad_input_exits_2_and_keeps_the_output(tmp_path, capsys):
