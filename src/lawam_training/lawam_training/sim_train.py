@@ -225,11 +225,15 @@ class Recipe:
         from .vlm_grounding import GROUNDING_FIRST_SEED, pretrain_grounding, render_grounding_set, save_vlm
         t = time.monotonic()
         env = twin_env(self.scene_name, workspace_root() / "config")
-        data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
-                                    progress=tqdm if self.progress else None)
+        try:
+            data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
+                                        progress=tqdm if self.progress else None)
+        finally:
+            env.close()
         render_s = time.monotonic() - t
         figures = pretrain_grounding(policy, data, self.args.grounding_steps, self.args.batch_size,
-                                     seed=self.args.seed, log=self.log, progress=tqdm if self.progress else None)
+                                     seed=self.args.seed, held_out=max(1, GROUNDING_FRAMES // 15), log=self.log,
+                                     progress=tqdm if self.progress else None)
         save_vlm(policy, self.out / "runs" / "stage0_vlm.safetensors")
         self.log(f"stage 0: held-out xy error of the named cube {figures['named_error_m'] * 100:.1f} cm, of the "
                  f"other {figures['other_error_m'] * 100:.1f} cm (mean guess "

@@ -103,3 +103,25 @@ def test_grounding_steps_per_system_and_older_runs(tmp_path):
     with pytest.raises(RecipeError, match="grounding_steps"):
         sim_train.Recipe(parse_args(base + ["--resume"]))
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["settings"].get("grounding_steps") is None
+
+
+def test_recipe_stage0_renders_trains_records_and_saves_the_vlm(tmp_path, monkeypatch):
+    """The recipe's phase end to end on a tiny policy: twin renders, training, figures in recipe.json, and the
+    VLM file stage 2 will load; a finished stage 0 is not run again."""
+    monkeypatch.setattr(sim_train, "GROUNDING_FRAMES", 6)
+    recipe = sim_train.Recipe.__new__(sim_train.Recipe)
+    recipe.args = SimpleNamespace(grounding_steps=2, batch_size=2, seed=0)
+    recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
+    recipe.scene_name = "franka_pick_place"
+    recipe.state = {"settings": {}, "phases": {}}
+    policy = tiny_policy()
+    recipe.stage0(policy)
+    g = json.loads((tmp_path / "recipe.json").read_text())["phases"]["stage0"]
+    assert g["steps"] == 2 and g["frames"] == 6 and g["held_out"] == 1
+    assert 0.0 < g["mean_guess_error_m"] < 0.5 and np.isfinite(g["named_error_m"])
+    fresh = tiny_policy()
+    load_vlm(fresh, tmp_path / "runs" / "stage0_vlm.safetensors")
+    for a, b in zip(policy.vlm.state_dict().values(), fresh.vlm.state_dict().values()):
+        assert torch.equal(a, b)
+    monkeypatch.setattr(sim_train, "GROUNDING_FRAMES", None)  # would fail if the phase ran again
+    recipe.stage0(policy)
