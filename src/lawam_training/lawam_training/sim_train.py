@@ -241,9 +241,13 @@ class Recipe:
                  f"{figures['wall_s'] / 60:.1f} min; {figures['frames']} renders in {render_s:.0f} s")
         self.done("stage0", render_s=render_s, **figures)
 
+    def stage0_wall_s(self) -> float:
+        """Training wall time of stage 0 (s); 0 when the run has none."""
+        return (self.phase("stage0") or {}).get("wall_s", 0.0)
+
     def trained_before_stage2_s(self) -> float:
         """Training wall time of stages 0 and 1 (s): what the budget has already spent when stage 2 starts."""
-        return self.phase("stage1")["wall_s"] + (self.phase("stage0") or {}).get("wall_s", 0.0)
+        return self.phase("stage1")["wall_s"] + self.stage0_wall_s()
 
     def options(self, steps: int, stage: int):
         from .train import TrainOptions
@@ -279,8 +283,8 @@ class Recipe:
                 times.append(time.perf_counter() - t)
             per_step[str(stage)] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints; str: JSON keys
         epoch = len(train) // self.args.batch_size
-        stage0_min = (self.phase("stage0") or {}).get("wall_s", 0.0) / 60
-        s1, s2 = steps_for_budget(self.args.budget_min - stage0_min, self.args.stage1_share, per_step, epoch)
+        s1, s2 = steps_for_budget(self.args.budget_min - self.stage0_wall_s() / 60, self.args.stage1_share, per_step,
+                                  epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
         self.log(f"plan: stage 1 {s1} steps ({per_step['1']:.2f} s/step), stage 2 {s2} steps "
                  f"({per_step['2']:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
@@ -379,8 +383,8 @@ class Recipe:
         to its probe did not carry over: pp_v3 planned 0.35 s per stage-2 step, ran 0.39 and trained 66 min of
         60. The cosine schedule is stretched or shortened from here (the trainer resumes with the new total)."""
         measured = self.state["stage2_wall_s"] / max(step, 1)
-        new = stage2_steps_measured(self.args.budget_min, self.trained_before_stage2_s(), self.state["stage2_wall_s"], step, measured,
-                                    plan["epoch_steps"])
+        new = stage2_steps_measured(self.args.budget_min, self.trained_before_stage2_s(), self.state["stage2_wall_s"],
+                                    step, measured, plan["epoch_steps"])
         self.log(f"plan: stage 2 runs at {measured:.2f} s/step (planned {plan['s_per_step']['2']:.2f}): "
                  f"{new} steps in all (was {steps})")
         plan.update(stage2_measured_s_per_step=measured, stage2_steps_final=new)
