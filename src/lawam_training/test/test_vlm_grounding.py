@@ -87,6 +87,17 @@ def test_stage0_time_counts_against_the_budget():
     assert stage2_steps_left(60, plan, 600.0, 6000, trained_s=3600.0) == 10  # never under one epoch
 
 
+def test_the_recipe_replans_stage2_after_stages_0_and_1(tmp_path):
+    """The stage-2 plan made when stage 1 ends leaves out stage 0's minutes as well as stage 1's."""
+    recipe = sim_train.Recipe.__new__(sim_train.Recipe)
+    recipe.args = SimpleNamespace(budget_min=60.0)
+    recipe.out, recipe.state_path = tmp_path, tmp_path / "recipe.json"
+    plan = {"s_per_step": {"1": 0.1, "2": 0.2}, "epoch_steps": 10, "stage2_steps": 100}
+    recipe.state = {"settings": {}, "phases": {"stage1": {"wall_s": 600.0, "steps": 6000}, "plan": plan,
+                                               "stage0": {"wall_s": 600.0}}}
+    assert recipe.replan_stage2(plan) == 12000  # 2400 s left at 0.2 s/step; without stage 0: 15000
+
+
 def test_grounding_steps_per_system_and_older_runs(tmp_path):
     assert parse_args(["--system", "franka_pick_place", "--output", "x"]).grounding_steps == 3000
     assert parse_args(["--system", "franka_drawer", "--output", "x"]).grounding_steps == 0
