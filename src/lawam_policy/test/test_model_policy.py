@@ -216,6 +216,32 @@ def test_predict_chunk_deterministic_for_seed(policy):
     assert np.array_equal(a.subgoal, c.subgoal)  # the subgoal does not depend on the action noise
 
 
+def test_sampling_noise_scale_moves_the_chunk_to_the_deterministic_one():
+    """0: the same chunk whatever the seed; between 0 and 1 the chunk lies between that one and the full draw."""
+    images = obs(np.random.default_rng(4), 2)
+    chunks = {}
+    for scale in (0.0, 0.5, 1.0):
+        policy = make_policy(sampling_noise_scale=scale)
+        chunks[scale] = [policy.predict_chunk(images, "open the drawer", 10.0, seed=s).actions[:, :3]
+                         for s in (7, 8)]
+    zero, half, full = chunks[0.0], chunks[0.5], chunks[1.0]
+    assert np.array_equal(zero[0], zero[1])
+    assert not np.allclose(full[0], full[1])
+    spread = [np.abs(c[0] - c[1]).mean() for c in (zero, half, full)]
+    assert spread[0] == 0 < spread[1] < spread[2]
+
+
+def test_sampling_noise_scale_is_validated_and_old_configs_sample_the_full_noise():
+    assert LaWAMConfig().sampling_noise_scale == 1.0  # the paper's sampler
+    assert LaWAMConfig.from_preset("sim").sampling_noise_scale == 0.0
+    old = LaWAMConfig.from_preset("tiny").to_dict()
+    del old["sampling_noise_scale"]  # a checkpoint written before the field existed
+    assert LaWAMConfig.from_dict(old).sampling_noise_scale == 1.0
+    for bad in (-0.1, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="sampling_noise_scale"):
+            LaWAMConfig.from_preset("tiny", sampling_noise_scale=bad)
+
+
 def test_inpainting_keeps_previous_actions(policy):
     rng = np.random.default_rng(5)
     images = obs(rng, 1)

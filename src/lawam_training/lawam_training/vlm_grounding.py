@@ -64,12 +64,13 @@ class GroundingHead(nn.Module):
 
 
 class Grounding:
-    """The VLM prior + a regression head on its latent-query states, over a render set."""
+    """The VLM prior + a regression head on its latent-query states, over a render set whose first `train_n`
+    frames are trained on (the label normaliser comes from them alone)."""
 
-    def __init__(self, policy, data: dict):
+    def __init__(self, policy, data: dict, train_n: int):
         self.vlm = policy.vlm
         self.data = data
-        xy = data["objects"].reshape(-1, 2)
+        xy = data["objects"][:train_n].reshape(-1, 2)
         self.mean, self.std = xy.mean(0), xy.std(0)
         K = data["objects"].shape[2]
         self.head = GroundingHead(policy.config.num_latent_queries, policy.config.vlm_hidden, K)
@@ -100,13 +101,14 @@ class Grounding:
 def pretrain_grounding(policy, data: dict, steps: int, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
                        held_out: int = 200, log=print, progress=None) -> dict:
     """Train policy.vlm (all its weights) and a fresh head for `steps` AdamW steps on `data`
-    (render_grounding_set); the last `held_out` frames are never trained on. Returns the figures: held-out xy
-    error of the named and the other object (m), the mean guess's, wall time, steps."""
-    g = Grounding(policy, data)
+    (render_grounding_set); the last `held_out` frames are never trained on, nor enter the label normaliser or
+    the mean guess. Returns the figures: held-out xy error of the named and the other object (m), the mean
+    guess's (the training labels' mean), wall time, steps."""
     n = len(data["units"])
     if not 0 < held_out < n:
         raise ValueError(f"held_out must be in 1..{n - 1}, got {held_out}")
     train_n, val_idx = n - held_out, torch.arange(n - held_out, n)
+    g = Grounding(policy, data, train_n)
     gen = torch.Generator().manual_seed(seed)
     params = list(policy.vlm.parameters()) + list(g.head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)

@@ -49,6 +49,19 @@ def test_stage0_learns_from_the_instruction_and_trains_only_the_vlm():
     assert changed == {"vlm"}
 
 
+def test_stage0_label_statistics_come_from_the_training_renders_alone():
+    """Held-out labels far from the training ones: the mean guess is the training mean's error on them."""
+    policy = tiny_policy()
+    n, held_out = 20, 4
+    objects = torch.zeros(n, 2, 2, 2)
+    objects[:n - held_out] = torch.tensor([0.4, 0.6]).repeat((n - held_out) // 2)[:, None, None, None]  # mean 0.5
+    objects[n - held_out:] = torch.tensor([0.8, 0.9])
+    data = {"units": torch.rand(n, 3, 32, 32).to(torch.float16), "objects": objects,
+            "instructions": [RED, GREEN]}
+    figures = pretrain_grounding(policy, data, steps=1, batch_size=4, held_out=held_out)
+    assert figures["mean_guess_error_m"] == pytest.approx(np.hypot(0.3, 0.4), rel=1e-4)
+
+
 def test_stage0_vlm_is_saved_and_restored_exactly(tmp_path):
     trained, fresh = tiny_policy(), tiny_policy()
     with torch.no_grad():

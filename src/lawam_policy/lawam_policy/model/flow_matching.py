@@ -27,9 +27,11 @@ def flow_matching_loss(velocity_fn: Callable, actions: torch.Tensor, valid: torc
 
 @torch.no_grad()
 def euler_sample(velocity_fn: Callable, shape, steps: int, device, generator: torch.Generator | None = None,
-                 known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """velocity_fn(x, tau, step) -> velocity; tau = step / steps for step = 0 .. steps-1."""
-    eps = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+                 known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
+                 noise_scale: float = 1.0) -> torch.Tensor:
+    """velocity_fn(x, tau, step) -> velocity; tau = step / steps for step = 0 .. steps-1. The start x_0 is
+    noise_scale * N(0, I) (0: deterministic, the generator unused)."""
+    eps = torch.randn(shape, generator=generator, device=device, dtype=torch.float32) * noise_scale
     x = eps
     if known is not None:
         m = known_mask[..., None].to(torch.bool)

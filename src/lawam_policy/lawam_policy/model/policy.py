@@ -298,7 +298,7 @@ class LaWAMPolicy(nn.Module):
             return self.expert(x, tau, p["base"], p["valid"], p["ctx"], layout.embodiment, step_mods)
 
         x = euler_sample(velocity, (1, H, self.config.net_action_dim(layout.embodiment)), steps, self.device, gen,
-                         inpaint.known, inpaint.mask)
+                         inpaint.known, inpaint.mask, self.config.sampling_noise_scale)
         actions = self.processor.decode_chunk(x, layout.embodiment, inpaint)
         subgoal = p["f_hat"][0].cpu().float().numpy()
         if not (np.isfinite(actions).all() and np.isfinite(subgoal).all()):
