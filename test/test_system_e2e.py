@@ -53,7 +53,9 @@ def test_franka_pick_place_system_runs_end_to_end(ros_env, worker_domain_id, tmp
              "checkpoint:=preset:tiny", f"demo_output:={out_dir}", "--duration", "400", "--domain-id", str(worker_domain_id)],
             env=ros_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        seen = _observe(worker_domain_id, lambda s: len(s["chunks"]) >= 3 and s["commands"] >= 50, timeout=300)
+        # Three chunks more than the summary needs: the demo monitor is another process and may join the
+        # domain a chunk or two after this observer (CI, machine loaded: it had 2 when the observer had 3).
+        seen = _observe(worker_domain_id, lambda s: len(s["chunks"]) >= 6 and s["commands"] >= 50, timeout=300)
         assert proc.poll() is None, f"system exited early:\n{log_path.read_text()[-4000:]}"
     finally:
         proc.send_signal(signal.SIGINT)

@@ -197,9 +197,62 @@ def _write_demo_groups(dataset: Path, groups: list) -> None:
     os.replace(tmp, path)
 
 
+def _twin_scene(scene_name: str, config_dir: Path, render: bool = True):
+    """The scene and camera rig (None unless `render`) of `scene_name`'s twin, set up as the twin node runs it."""
+    # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
+    import torch._dynamo  # noqa: F401
+
+    from lawam_sim.rendering import CameraRig
+    from lawam_sim.scenes import make_scene
+    s = twin_settings(config_dir, TWINS[scene_name][0])
+    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
+    h, w = s.image_size
+    return scene, (CameraRig(scene.model, w, h) if render else None), s
+
+
+_RECORDER: dict = {}  # a recording process's own scene and rig (_init_recorder)
+
+
+def _init_recorder(scene_name: str, config_dir: Path) -> None:
+    scene, rig, _ = _twin_scene(scene_name, config_dir)
+    _RECORDER.update(scene=scene, rig=rig, cameras=[c for c, _ in twin_cameras(scene_name)])
+
+
+def _record_in_recorder(seed: int, instruction: str, fps: int, options: dict):
+    r = _RECORDER
+    return record_episode(r["scene"], r["rig"], r["cameras"], seed, instruction, fps, **options)
+
+
+def _recordings(jobs, fps: int, options: dict, scene_name: str, config_dir: Path, workers: int, local=None):
+    """(job, record_episode's result) for each (seed, instruction) of `jobs`, in order. workers 0: recorded here
+    by `local(seed, instruction)`; otherwise in that many spawned processes, each with its own twin scene and
+    renderer, at most workers + 1 demos ahead (a demo's frames are tens of MB). Closing the generator stops
+    them."""
+    if workers == 0:
+        for job in jobs:
+            yield job, local(*job)
+        return
+    import multiprocessing as mp
+    from collections import deque
+    jobs = iter(jobs)
+    with mp.get_context("spawn").Pool(workers, _init_recorder, (scene_name, config_dir)) as pool:
+        ahead = deque()
+
+        def submit():
+            job = next(jobs, None)
+            if job is not None:
+                ahead.append((job, pool.apply_async(_record_in_recorder, (*job, fps, options))))
+        for _ in range(workers + 1):
+            submit()
+        while ahead:
+            job, result = ahead.popleft()
+            submit()
+            yield job, result.get()
+
+
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
             dart_sigma_m: float = 0.0, exchange_colours: bool = False, distractor_moves: int = 0,
-            progress: bool = True, log=print) -> dict:
+            progress: bool = True, log=print, record_workers: int = 0) -> dict:
     """Record `episodes` successful expert demos (one seed each, the scene's instructions alternating)
     into the LeRobot dataset `output` (appending to it if it exists: collection resumes). Returns a summary.
 
@@ -207,23 +260,23 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     same motion rendered with the two cubes' colours exchanged (`exchange_colours`, under the other
     instruction) and with the other cube at `distractor_moves` new places: they show that the word and the
     colour, not the place, decide which cube is taken. The episodes of one demo are consecutive
-    (`episodes_per_demo` in the summary; DEMO_GROUPS_FILE lists them, see demo_groups)."""
+    (`episodes_per_demo` in the summary; DEMO_GROUPS_FILE lists them, see demo_groups).
+
+    `record_workers` > 0: the demos are simulated and rendered in that many child processes while this one
+    writes the dataset (the same demos, in the same order; on a 2-core CPU rendering and writing each take
+    about half of a demo's time); 0: all in this process. The children are spawned: a script that calls this
+    with workers needs the usual `if __name__ == "__main__":` guard."""
     from tqdm import tqdm
 
-    # torch must be imported before the first EGL render (importing it after Mesa's context exists segfaults).
-    import torch._dynamo  # noqa: F401
-
     from lawam_policy.action_layout import get_layout
-    from lawam_sim.rendering import CameraRig
-    from lawam_sim.scenes import make_scene
     from lawam_training.episode_store import EpisodeStore, make_features, read_info
 
-    twin, embodiment, _, _ = TWINS[scene_name]
+    if record_workers < 0:
+        raise ValueError(f"record_workers must be >= 0, got {record_workers}")
+    _, embodiment, _, _ = TWINS[scene_name]
     cameras, roles = zip(*twin_cameras(scene_name))
-    s = twin_settings(config_dir, twin)
-    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
+    scene, rig, s = _twin_scene(scene_name, config_dir, render=record_workers == 0)
     h, w = s.image_size
-    rig = CameraRig(scene.model, w, h)
     store = EpisodeStore(output, fps, make_features(get_layout(embodiment), {r: (h, w) for r in roles}), embodiment)
     per_demo = (1 + distractor_moves) * (2 if exchange_colours else 1)
     groups = demo_groups(output, per_demo)
@@ -236,35 +289,38 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     # One layout per episode (both cubes i.i.d. per seed), the instructions alternating: twice the layouts of
     # demonstrating every seed once per instruction, for a policy that must place the arm from the image. A resumed
     # collection starts at the seed numbered by the demos kept (a layout may then repeat: harmless).
-    i = done
-    while kept < episodes and i < len(seeds):
-        seed = seeds[i]
-        instruction = instructions[i % len(instructions)]
-        i += 1
-        frames, metrics, variants = record_episode(scene, rig, cameras, seed, instruction, fps, dart_sigma_m,
-                                                   exchange_colours=exchange_colours,
-                                                   distractor_moves=distractor_moves)
-        if not metrics["success"]:
-            failed.append(seed)
-            continue
-        rec = store.begin_episode(instruction)
-        for images, state, action, _ in frames:
-            rec.add_frame(dict(zip(roles, images)), state, action)
-        rec.commit()
-        for v, variant in enumerate(variants):
-            rec = store.begin_episode(variant.instruction(scene, instruction))
-            for _, state, action, variant_images in frames:
-                rec.add_frame(dict(zip(roles, variant_images[v])), state, action)
+    options = dict(dart_sigma_m=dart_sigma_m, exchange_colours=exchange_colours, distractor_moves=distractor_moves)
+    jobs = ((seeds[i], instructions[i % len(instructions)]) for i in range(done, len(seeds)))
+    recordings = _recordings(jobs, fps, options, scene_name, config_dir, record_workers,
+                             lambda seed, ins: record_episode(scene, rig, cameras, seed, ins, fps, **options))
+    try:
+        for (seed, instruction), (frames, metrics, variants) in (recordings if kept < episodes else ()):
+            if not metrics["success"]:
+                failed.append(seed)
+                continue
+            rec = store.begin_episode(instruction)
+            for images, state, action, _ in frames:
+                rec.add_frame(dict(zip(roles, images)), state, action)
             rec.commit()
-        groups.append(list(range(next_episode, next_episode + 1 + len(variants))))
-        next_episode = groups[-1][-1] + 1
-        _write_demo_groups(output, groups)
-        kept += 1
-        frames_total += len(frames)
-        bar.update(1)
-        bar.set_postfix(frames=frames_total, failed=len(failed))
-    bar.close()
-    rig.close()
+            for v, variant in enumerate(variants):
+                rec = store.begin_episode(variant.instruction(scene, instruction))
+                for _, state, action, variant_images in frames:
+                    rec.add_frame(dict(zip(roles, variant_images[v])), state, action)
+                rec.commit()
+            groups.append(list(range(next_episode, next_episode + 1 + len(variants))))
+            next_episode = groups[-1][-1] + 1
+            _write_demo_groups(output, groups)
+            kept += 1
+            frames_total += len(frames)
+            bar.update(1)
+            bar.set_postfix(frames=frames_total, failed=len(failed))
+            if kept >= episodes:
+                break
+    finally:
+        recordings.close()
+        bar.close()
+        if rig is not None:
+            rig.close()
     if kept < episodes:
         raise RuntimeError(f"only {kept} of {episodes} expert episodes succeeded")
     info = read_info(output)

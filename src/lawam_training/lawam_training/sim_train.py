@@ -180,7 +180,7 @@ class Recipe:
         info = collect(self.scene_name, workspace_root() / "config", self.out / "dataset", self.demos, self.fps,
                        first_seed=1 + 10_000 * self.args.seed, dart_sigma_m=self.args.dart_sigma,
                        exchange_colours=self.exchange_colours, distractor_moves=self.args.distractor_moves,
-                       progress=self.progress)
+                       progress=self.progress, record_workers=1)  # a child renders while this process writes
         info["wall_s"] = time.monotonic() - t
         self.log(f"collected {info['episodes']} episodes, {info['frames']} frames in {info['wall_s']:.0f} s")
         self.done("collect", **info)
