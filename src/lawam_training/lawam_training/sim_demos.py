@@ -223,31 +223,43 @@ def _record_in_recorder(seed: int, instruction: str, fps: int, options: dict):
     return record_episode(r["scene"], r["rig"], r["cameras"], seed, instruction, fps, **options)
 
 
-def _recordings(jobs, fps: int, options: dict, scene_name: str, config_dir: Path, workers: int, local=None):
-    """(job, record_episode's result) for each (seed, instruction) of `jobs`, in order. workers 0: recorded here
-    by `local(seed, instruction)`; otherwise in that many spawned processes, each with its own twin scene and
-    renderer, at most workers + 1 demos ahead (a demo's frames are tens of MB). Closing the generator stops
-    them."""
+def _recordings(jobs, fps: int, options: dict, scene_name: str, config_dir: Path, workers: int, wanted,
+                local=None):
+    """(job, record_episode's result) for each (seed, instruction) of `jobs`, in order, while `wanted()` (the
+    demos still to keep) is positive. workers 0: recorded here by `local(seed, instruction)`; otherwise in that
+    many spawned processes, each with its own twin scene and renderer, at most workers + 1 and at most
+    `wanted()` demos ahead (a demo's frames are tens of MB, and a child blocked sending a result nobody reads
+    would never exit)."""
     if workers == 0:
         for job in jobs:
+            if wanted() <= 0:
+                return
             yield job, local(*job)
         return
     import multiprocessing as mp
     from collections import deque
     jobs = iter(jobs)
-    with mp.get_context("spawn").Pool(workers, _init_recorder, (scene_name, config_dir)) as pool:
-        ahead = deque()
-
-        def submit():
-            job = next(jobs, None)
-            if job is not None:
+    pool = mp.get_context("spawn").Pool(workers, _init_recorder, (scene_name, config_dir))
+    ahead = deque()
+    try:
+        while True:
+            while len(ahead) < min(workers + 1, wanted()):
+                job = next(jobs, None)
+                if job is None:
+                    break
                 ahead.append((job, pool.apply_async(_record_in_recorder, (*job, fps, options))))
-        for _ in range(workers + 1):
-            submit()
-        while ahead:
+            if not ahead:
+                return
             job, result = ahead.popleft()
-            submit()
             yield job, result.get()
+    finally:  # stopped early (an error, Ctrl-C): let the children hand over what they started, then stop them
+        for _, result in ahead:
+            result.wait(timeout=300)
+        if all(result.ready() for _, result in ahead):
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
 
 
 def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps: int, first_seed: int = 1,
@@ -291,10 +303,10 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
     # collection starts at the seed numbered by the demos kept (a layout may then repeat: harmless).
     options = dict(dart_sigma_m=dart_sigma_m, exchange_colours=exchange_colours, distractor_moves=distractor_moves)
     jobs = ((seeds[i], instructions[i % len(instructions)]) for i in range(done, len(seeds)))
-    recordings = _recordings(jobs, fps, options, scene_name, config_dir, record_workers,
+    recordings = _recordings(jobs, fps, options, scene_name, config_dir, record_workers, lambda: episodes - kept,
                              lambda seed, ins: record_episode(scene, rig, cameras, seed, ins, fps, **options))
     try:
-        for (seed, instruction), (frames, metrics, variants) in (recordings if kept < episodes else ()):
+        for (seed, instruction), (frames, metrics, variants) in recordings:
             if not metrics["success"]:
                 failed.append(seed)
                 continue
@@ -314,8 +326,6 @@ def collect(scene_name: str, config_dir: Path, output: Path, episodes: int, fps:
             frames_total += len(frames)
             bar.update(1)
             bar.set_postfix(frames=frames_total, failed=len(failed))
-            if kept >= episodes:
-                break
     finally:
         recordings.close()
         bar.close()

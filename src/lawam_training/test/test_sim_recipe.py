@@ -507,7 +507,8 @@ def test_collect_resumes_after_a_stop_between_one_demos_renderings(tmp_path):
 def test_collect_records_in_a_child_process_what_it_records_in_its_own(tmp_path):
     """record_workers=1 (the recipe's: a spawned process simulates and renders while the caller writes) stores
     the same episodes as recording in the caller: tasks, states, actions and video frames, counterfactual
-    renderings included; the recorder that ran ahead is stopped when enough demos are kept."""
+    renderings included. The child records no demo beyond those still wanted (one left over, blocked sending
+    its frames, once kept the pool from closing: the test hung)."""
     pytest.importorskip("lerobot")
     import pandas as pd
     from lawam_training.sim_demos import collect
