@@ -214,6 +214,8 @@ _RECORDER: dict = {}  # a recording process's own scene and rig (_init_recorder)
 
 
 def _init_recorder(scene_name: str, config_dir: Path) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it lets the child finish its demo
     scene, rig, _ = _twin_scene(scene_name, config_dir)
     _RECORDER.update(scene=scene, rig=rig, cameras=[c for c, _ in twin_cameras(scene_name)])
 
@@ -254,7 +256,7 @@ def _recordings(jobs, fps: int, options: dict, scene_name: str, config_dir: Path
             yield job, result.get()
     finally:  # stopped early (an error, Ctrl-C): let the children hand over what they started, then stop them
         for _, result in ahead:
-            result.wait(timeout=300)
+            result.wait(timeout=120)
         if all(result.ready() for _, result in ahead):
             pool.close()
         else:
