@@ -135,16 +135,10 @@ class TwinEnv:
 
 def twin_env(scene_name: str, config_dir: Path) -> TwinEnv:
     """The twin of `scene_name` (a key of sim_demos.TWINS) from the workspace's config/ directory."""
-    import torch  # noqa: F401  (torch before the first EGL context: importing it afterwards can segfault)
+    from .sim_demos import TWINS, twin_cameras, twin_scene
 
-    from lawam_sim.rendering import CameraRig
-    from lawam_sim.scenes import make_scene
-    from .sim_demos import TWINS, twin_cameras, twin_settings
-
-    twin, embodiment, _, _ = TWINS[scene_name]
-    s = twin_settings(config_dir, twin)
-    scene = make_scene(scene_name, physics_hz=s.physics_hz, workspace=s.workspace)
-    rig = CameraRig(scene.model, s.image_size[1], s.image_size[0])
+    embodiment = TWINS[scene_name][1]
+    scene, rig, _ = twin_scene(scene_name, config_dir)
     return TwinEnv(scene_name, scene, rig, [c for c, _ in twin_cameras(scene_name)], embodiment,
                    bridge_limits(config_dir, embodiment))
 
