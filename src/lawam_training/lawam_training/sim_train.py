@@ -97,6 +97,10 @@ def parse_args(argv=None):
                     help="with --resume: continue stage 2 until this many extra minutes of training in all (a new "
                          "cosine schedule from --extend-lr), then export and evaluate again; 0: no extension")
     ap.add_argument("--extend-lr", type=float, default=3e-4, help="peak learning rate of an extension")
+    ap.add_argument("--init", default=None, metavar="CHECKPOINT",
+                    help="post-train this trained checkpoint on the run's demos: stages 0 and 1 are skipped (its "
+                         "frozen encoder, latent action model and grounded VLM are kept) and stage 2 continues "
+                         "from its weights for the whole budget, from --extend-lr")
     args = ap.parse_args(argv)
     if args.system not in SYSTEMS:
         raise RecipeError(f"unknown system {args.system!r}; lawam-sim-train knows {sorted(SYSTEMS)}")
@@ -121,6 +125,11 @@ def parse_args(argv=None):
         raise RecipeError(f"--budget-min must be positive, got {args.budget_min}")
     if not args.extend_min >= 0 or not args.extend_lr > 0:
         raise RecipeError(f"--extend-min must be >= 0 and --extend-lr > 0, got {args.extend_min}, {args.extend_lr}")
+    if args.init is not None:
+        args.init = str(Path(args.init).expanduser().absolute())
+        if not (Path(args.init) / "lawam_config.json").is_file():
+            raise RecipeError(f"--init {args.init} is not a LaWAM checkpoint (no lawam_config.json)")
+        args.grounding_steps = 0  # the checkpoint's VLM is already grounded
     if not 0 < args.stage1_share < 1:
         raise RecipeError(f"--stage1-share must be in (0, 1), got {args.stage1_share}")
     return args
@@ -138,6 +147,8 @@ class Recipe:
         settings = {k: v for k, v in vars(args).items()
                     if k not in ("resume", "no_progress", "threads", "extend_min", "extend_lr")}
         settings["demos"] = self.demos
+        if args.init:  # --extend-lr is then the run's own learning rate: --resume must keep it
+            settings["extend_lr"] = args.extend_lr
         if self.state_path.is_file():
             if not args.resume:
                 raise RecipeError(f"{self.out} holds another run (recipe.json): use --resume or a new --output")
@@ -197,10 +208,18 @@ class Recipe:
         from .train import find_checkpoints
 
         torch.manual_seed(self.args.seed)
-        cfg = LaWAMConfig.from_preset("sim")
-        demo = DemoDataset(self.out / "dataset", cfg.horizon_s)
-        apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
-        policy = LaWAMPolicy(cfg)
+        if self.args.init:
+            # float32 master weights whatever the file stores; the checkpoint keeps its normalisation (post-training
+            # on more demos of its own task: new statistics would move every output it learnt)
+            policy = LaWAMPolicy.from_pretrained(self.args.init, components="all", dtype=torch.float32)
+            demo = DemoDataset(self.out / "dataset", policy.config.horizon_s)
+            check_init_fits(policy.config, dataset_metadata([demo]), self.args.init)
+        else:
+            cfg = LaWAMConfig.from_preset("sim")
+            demo = DemoDataset(self.out / "dataset", cfg.horizon_s)
+            apply_data_to_config(cfg, dataset_metadata([demo]), from_checkpoint=False)
+            policy = LaWAMPolicy(cfg)
+        cfg = policy.config
         found = find_checkpoints(self.out / "runs")
         if found:  # the frozen encoder's weights must be the trained ones before features are cached
             stage, _, path = found[-1]
@@ -251,7 +270,8 @@ class Recipe:
 
     def options(self, steps: int, stage: int):
         from .train import TrainOptions
-        return TrainOptions(steps=steps, batch_size=self.args.batch_size, lr=None, warmup_steps=min(100, steps // 10),
+        lr = self.args.extend_lr if self.args.init else None  # post-training: one lower peak for all modules
+        return TrainOptions(steps=steps, batch_size=self.args.batch_size, lr=lr, warmup_steps=min(100, steps // 10),
                             min_lr_ratio=0.05, seed=self.args.seed + stage, log_every=25, val_every=10 ** 9,
                             checkpoint_every=max(50, steps // 20), keep_checkpoints=2, num_workers=0,
                             progress=self.progress)
@@ -267,7 +287,7 @@ class Recipe:
         from .data import collate
         batch = collate([train[i] for i in range(self.args.batch_size)])
         per_step = {}
-        for stage in (1, 2):
+        for stage in ((2,) if self.args.init else (1, 2)):
             probe = copy.deepcopy(policy)
             groups = probe.parameter_groups(stage)
             opt = torch.optim.AdamW(groups)
@@ -283,16 +303,22 @@ class Recipe:
                 times.append(time.perf_counter() - t)
             per_step[str(stage)] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints; str: JSON keys
         epoch = len(train) // self.args.batch_size
-        s1, s2 = steps_for_budget(self.args.budget_min - self.stage0_wall_s() / 60, self.args.stage1_share, per_step,
-                                  epoch)
+        if self.args.init:  # stage 2 only: the whole budget
+            s1, s2 = steps_for_budget(self.args.budget_min, 0.0, per_step, epoch)
+        else:
+            s1, s2 = steps_for_budget(self.args.budget_min - self.stage0_wall_s() / 60, self.args.stage1_share,
+                                      per_step, epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
-        self.log(f"plan: stage 1 {s1} steps ({per_step['1']:.2f} s/step), stage 2 {s2} steps "
+        self.log(f"plan: stage 1 {s1} steps ({per_step.get('1', 0):.2f} s/step), stage 2 {s2} steps "
                  f"({per_step['2']:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
         self.done("plan", **plan)
         return self.phase("plan")  # the recorded dict: replan_stage2 adds to it
 
     def stage1(self, policy, train, val, steps: int) -> None:
         from .train import Trainer
+        if not self.phase("stage1") and self.args.init:  # the checkpoint's stage-1 modules, as they are
+            self.state["phases"]["stage1"] = {"wall_s": 0.0, "steps": 0, "init": self.args.init}
+            self.save()
         if not self.phase("stage1"):
             trainer = Trainer(policy, 1, train, self.out / "runs", self.options(steps, 1), val_data=None,
                               log=self.log)
@@ -371,7 +397,7 @@ class Recipe:
         """A fresh stage 2 (no stage-2 checkpoint yet) starts from stage 1's modules and stage 0's VLM; the
         other weights keep their seeded initialisation."""
         from .train import latest_checkpoint
-        if latest_checkpoint(self.out / "runs", 2) is not None:
+        if latest_checkpoint(self.out / "runs", 2) is not None or self.args.init:  # (--init: loaded in build)
             return
         load_weights(policy, latest_checkpoint(self.out / "runs", 1), stage1_only=True)
         if self.phase("stage0"):  # the grounded VLM, not the initialisation a stage-1 checkpoint stores
@@ -497,13 +523,27 @@ def load_weights(policy, checkpoint_dir: Path, stage1_only: bool) -> None:
         raise RuntimeError(f"checkpoint {checkpoint_dir} does not fit the model: {unexpected[:3]} {missing[:3]}")
 
 
+def check_init_fits(cfg, meta: dict, init: str) -> None:
+    """Raises RecipeError unless the demos are of an embodiment the --init checkpoint knows, with its
+    action layout, its ordered camera roles and a control rate it was trained at."""
+    for name, e in meta.items():
+        if name not in cfg.embodiments or tuple(cfg.embodiments[name]["arms"]) != e["layout"].arms:
+            raise RecipeError(f"--init {init}: the checkpoint has no {name!r} embodiment with arms {e['layout'].arms}")
+        if list(cfg.camera_roles.get(name, [])) != list(e["cameras"]):
+            raise RecipeError(f"--init {init}: the checkpoint's cameras {cfg.camera_roles.get(name)} differ from the "
+                              f"demos' {list(e['cameras'])}")
+        if not set(e["rates"]) <= set(cfg.control_rates_hz.get(name, [])):
+            raise RecipeError(f"--init {init}: the demos' rate(s) {sorted(set(e['rates']))} Hz are not the "
+                              f"checkpoint's {cfg.control_rates_hz.get(name)}")
+
+
 def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, epoch_steps: int) -> tuple[int, int]:
     """(stage-1 steps, stage-2 steps) that fit `budget_min` minutes of training. Raises RecipeError when
     stage 2 would not see one epoch."""
     budget = budget_min * 60
-    s1 = int(budget * stage1_share / s_per_step["1"])
+    s1 = int(budget * stage1_share / s_per_step["1"]) if stage1_share else 0  # 0: stage 2 only (--init)
     s2 = int(budget * (1 - stage1_share) / s_per_step["2"])
-    if s2 < epoch_steps or s1 < 1:
+    if s2 < epoch_steps or (stage1_share and s1 < 1):
         raise RecipeError(f"--budget-min {budget_min:g} buys {s2} stage-2 steps at {s_per_step['2']:.2f} s/step, "
                           f"less than one epoch ({epoch_steps} steps): raise --budget-min")
     return s1, s2
@@ -669,6 +709,10 @@ def render_report(rep: dict) -> str:
     c = p.get("collect", {})
     lines += [f"- demos: {c.get('episodes')} episodes, {c.get('frames')} frames at {c.get('fps')} fps "
               f"(DART sigma {c.get('dart_sigma_m')} m), collected in {c.get('wall_s', 0):.0f} s"]
+    init = rep["settings"].get("init")
+    if init:
+        lines.append(f"- post-trained from `{init}`: no stage 0 or 1 (its encoder, latent action model and VLM "
+                     f"kept), stage 2 from its weights at lr {rep['settings'].get('extend_lr', '?')}")
     g = p.get("stage0")
     if g:
         lines.append(f"- stage0 (VLM grounding): {g['steps']} steps in {g['wall_s'] / 60:.1f} min on {g['frames']} "

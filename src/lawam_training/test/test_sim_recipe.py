@@ -153,6 +153,51 @@ def test_a_longer_replanned_stage2_reports_go_no_go_once(tmp_path, monkeypatch):
     assert [r["go_no_go"] for r in reports] == [True] + [False] * 6
 
 
+def test_init_post_trains_the_checkpoint_in_stage2_only(tmp_path, monkeypatch):
+    """--init: the run starts from the checkpoint's weights and keeps its normalisation (not the demos'), skips
+    stages 0 and 1, gives stage 2 the whole budget and trains it from --extend-lr; the frozen stage-1 modules
+    stay the checkpoint's."""
+    recipe, policy, _ = _replan_fixture(tmp_path, monkeypatch, budget_min=60.0)
+    for p in policy.parameters():  # weights no fresh construction gives
+        p.data.add_(0.01)
+    policy.config.normalization["franka_panda"]["action"]["mean"][0] = 0.123  # statistics the demos do not give
+    policy.save_pretrained(tmp_path / "ckpt")
+    recipe.args = SimpleNamespace(budget_min=60.0, batch_size=4, seed=0, init=str(tmp_path / "ckpt"), val_episodes=1,
+                                  extend_lr=2e-4, grounding_steps=0, stage1_share=0.2)
+    recipe.state["phases"] = {"collect": {"episodes_per_demo": 1}}
+
+    built, train, val = recipe.build()
+    assert built.config.normalization["franka_panda"]["action"]["mean"][0] == pytest.approx(0.123)
+    ref = policy.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in built.state_dict().items())
+    plan = recipe.plan(built, train)
+    assert plan["stage1_steps"] == 0 and set(plan["s_per_step"]) == {"2"} and plan["stage2_steps"] > 0
+    recipe.stage1(built, train, val, plan["stage1_steps"])
+    assert recipe.phase("stage1")["steps"] == 0 and "latent" in recipe.phase("stage1")
+    assert not list((tmp_path / "runs").glob("stage1_*"))
+    recipe.args.budget_min = 0.0  # re-planned at the go/no-go mark: nothing left, it stops there
+    recipe.stage2(built, train, val, 40)
+    saved = torch.load(sorted((tmp_path / "runs").glob("stage2_*"))[-1] / "trainer_state.pt", weights_only=False)
+    assert {g["initial_lr"] for g in saved["optimizer"]["param_groups"]} == {2e-4}
+    after = built.state_dict()
+    frozen = [k for k in after if k.split(".", 1)[0] in ("encoder", "idm")]
+    assert frozen and all(torch.equal(after[k], ref[k]) for k in frozen)
+    assert not all(torch.equal(after[k], ref[k]) for k in after if k.startswith("expert."))
+
+
+def test_init_refuses_a_checkpoint_of_other_cameras_or_rates():
+    from lawam_policy.action_layout import get_layout
+    from lawam_policy.model import LaWAMConfig
+    cfg = LaWAMConfig.from_preset("tiny")
+    cfg.camera_roles["franka_panda"], cfg.control_rates_hz["franka_panda"] = ["primary", "wrist"], [10.0]
+    meta = {"franka_panda": {"layout": get_layout("franka_panda"), "cameras": ["primary", "wrist"], "rates": [10]}}
+    sim_train.check_init_fits(cfg, meta, "ckpt")
+    with pytest.raises(RecipeError, match=r"cameras \['primary', 'wrist'\] differ from the demos' \['primary'\]"):
+        sim_train.check_init_fits(cfg, dict(meta, franka_panda=dict(meta["franka_panda"], cameras=["primary"])), "ckpt")
+    with pytest.raises(RecipeError, match=r"rate\(s\) \[15\] Hz"):
+        sim_train.check_init_fits(cfg, dict(meta, franka_panda=dict(meta["franka_panda"], rates=[15])), "ckpt")
+
+
 def test_bad_input_exits_2_and_keeps_the_output(tmp_path, capsys):
     assert main(["--system", "franka_teleport", "--output", str(tmp_path / "x")]) == 2
     assert "unknown system 'franka_teleport'" in capsys.readouterr().err
