@@ -25,6 +25,7 @@ Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/ru
    closed loop (sim_rollout.py) on the fixed evaluation seeds, each instruction on every seed; write
    DIR/report.json and DIR/report.md.
 Model selection never looks at the evaluation seeds: the checkpoint is the last step of the fixed schedule.
+`--init CHECKPOINT` post-trains a trained checkpoint instead: no stage 0 or 1, stage 2 from its weights.
 """
 from __future__ import annotations
 
