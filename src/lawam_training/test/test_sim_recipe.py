@@ -111,7 +111,7 @@ def _replan_fixture(tmp_path, monkeypatch, budget_min):
     data = MixedDataset([demo])
 
     recipe = sim_train.Recipe.__new__(sim_train.Recipe)
-    recipe.args = SimpleNamespace(budget_min=budget_min, batch_size=4, seed=0)
+    recipe.args = SimpleNamespace(budget_min=budget_min, batch_size=4, seed=0, init=None)
     recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
     plan = {"s_per_step": {"1": 0.1, "2": 0.1}, "stage2_steps": 40, "epoch_steps": 5, "stage2_steps_final": 40}
     recipe.state = {"settings": {}, "phases": {"stage1": {"wall_s": 0.0, "steps": 1}, "plan": plan}}

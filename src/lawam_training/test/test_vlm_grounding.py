@@ -82,7 +82,7 @@ def test_stage2_starts_from_the_grounded_vlm(tmp_path, monkeypatch):
             p.mul_(0.5)
     save_vlm(grounded, tmp_path / "runs" / "stage0_vlm.safetensors")
     recipe = sim_train.Recipe.__new__(sim_train.Recipe)
-    recipe.out = tmp_path
+    recipe.out, recipe.args = tmp_path, SimpleNamespace(init=None)
     recipe.state = {"phases": {"stage0": {"wall_s": 60.0}}}
     monkeypatch.setattr(sim_train, "load_weights", lambda *a, **k: None)
     monkeypatch.setattr("lawam_training.train.latest_checkpoint", lambda *a: None)
