@@ -304,11 +304,8 @@ class Recipe:
                 times.append(time.perf_counter() - t)
             per_step[str(stage)] = float(np.median(times[1:])) * 1.1  # + logging, checkpoints; str: JSON keys
         epoch = len(train) // self.args.batch_size
-        if self.args.init:  # stage 2 only: the whole budget
-            s1, s2 = steps_for_budget(self.args.budget_min, 0.0, per_step, epoch)
-        else:
-            s1, s2 = steps_for_budget(self.args.budget_min - self.stage0_wall_s() / 60, self.args.stage1_share,
-                                      per_step, epoch)
+        share = 0.0 if self.args.init else self.args.stage1_share  # --init: stage 2 only, the whole budget
+        s1, s2 = steps_for_budget(self.args.budget_min - self.stage0_wall_s() / 60, share, per_step, epoch)
         plan = {"s_per_step": per_step, "stage1_steps": s1, "stage2_steps": s2, "epoch_steps": epoch}
         self.log(f"plan: stage 1 {s1} steps ({per_step.get('1', 0):.2f} s/step), stage 2 {s2} steps "
                  f"({per_step['2']:.2f} s/step, {s2 / max(epoch, 1):.1f} epochs)")
@@ -528,14 +525,14 @@ def check_init_fits(cfg, meta: dict, init: str) -> None:
     """Raises RecipeError unless the demos are of an embodiment the --init checkpoint knows, with its
     action layout, its ordered camera roles and a control rate it was trained at."""
     for name, e in meta.items():
-        if name not in cfg.embodiments or tuple(cfg.embodiments[name]["arms"]) != e["layout"].arms:
+        if name not in cfg.embodiments or cfg.layout(name).arms != e["layout"].arms:
             raise RecipeError(f"--init {init}: the checkpoint has no {name!r} embodiment with arms {e['layout'].arms}")
-        if list(cfg.camera_roles.get(name, [])) != list(e["cameras"]):
-            raise RecipeError(f"--init {init}: the checkpoint's cameras {cfg.camera_roles.get(name)} differ from the "
+        if cfg.cameras(name) != list(e["cameras"]):
+            raise RecipeError(f"--init {init}: the checkpoint's cameras {cfg.cameras(name)} differ from the "
                               f"demos' {list(e['cameras'])}")
-        if not set(e["rates"]) <= set(cfg.control_rates_hz.get(name, [])):
+        if not set(e["rates"]) <= set(cfg.trained_rates_hz(name)):
             raise RecipeError(f"--init {init}: the demos' rate(s) {sorted(set(e['rates']))} Hz are not the "
-                              f"checkpoint's {cfg.control_rates_hz.get(name)}")
+                              f"checkpoint's {cfg.trained_rates_hz(name)}")
 
 
 def steps_for_budget(budget_min: float, stage1_share: float, s_per_step: dict, epoch_steps: int) -> tuple[int, int]:
