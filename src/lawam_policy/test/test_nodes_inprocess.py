@@ -381,6 +381,53 @@ def test_policy_node_images_task_and_chunks(ctx):
     assert ctx.spin_until(lambda: status[-1].state == PolicyStatus.STATE_WAITING_FOR_TASK)
 
 
+class RecordingLogger:
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):  # info, warning, error, ...: keep (level, text)
+        return lambda text, **_: self.lines.append((level, text))
+
+
+def test_policy_node_waiting_for_images_logs_each_cameras_publishers_and_last_frame(ctx, monkeypatch):
+    import lawam_policy.nodes.policy_node as policy_node
+    monkeypatch.setattr(policy_node, "IMAGE_SILENCE_WARN_S", 0.3)
+    node = ctx.add(PolicyNode(predictor=FakePredictor(horizon_s=0.4), context=ctx.context, parameter_overrides=[
+        rclpy.parameter.Parameter("camera_topics", value=["/cam/a", "/cam/b"]),
+        rclpy.parameter.Parameter("task", value="put the red cube in the bowl"),
+        rclpy.parameter.Parameter("status_rate_hz", value=20.0)]))
+    log = RecordingLogger()
+    monkeypatch.setattr(node, "get_logger", lambda: log)
+    tester = ctx.add(rclpy.create_node("tester", context=ctx.context))
+    chunks = []
+    tester.create_subscription(ActionChunk, "/lawam/action_chunk", chunks.append, 10)
+    cam_a = tester.create_publisher(Image, "/cam/a", qos_profile_sensor_data)  # nobody publishes on /cam/b
+    assert ctx.spin_until(lambda: cam_a.get_subscription_count())
+
+    def silence_warnings():
+        return [t for lvl, t in log.lines if lvl == "warning" and t.startswith("no frame set")]
+
+    assert ctx.spin_until(lambda: cam_a.publish(image_msg("rgb8", node.now_s())) or silence_warnings())
+    text = silence_warnings()[0]
+    assert "/cam/a (1 publisher(s), last frame" in text and "/cam/b (0 publisher(s), no frame yet)" in text
+    assert not chunks
+
+    cam_b = tester.create_publisher(Image, "/cam/b", qos_profile_sensor_data)
+    assert ctx.spin_until(lambda: cam_b.get_subscription_count())
+
+    def both():
+        t = node.now_s()
+        cam_a.publish(image_msg("rgb8", t))
+        cam_b.publish(image_msg("rgb8", t))
+    assert ctx.spin_until(lambda: both() or chunks)
+    n = len(silence_warnings())
+    deadline = time.monotonic() + 1.5  # frames keep coming: no further warning
+    while time.monotonic() < deadline:
+        both()
+        ctx.spin_until(lambda: False, timeout=0.05)
+    assert len(silence_warnings()) == n and len(chunks) >= 2
+
+
 def test_bridge_follows_sim_time_and_sends_nothing_while_the_clock_stands(ctx):
     from rosgraph_msgs.msg import Clock as ClockMsg
     bridge = ctx.add(FrankaBridge(context=ctx.context, parameter_overrides=[

@@ -41,6 +41,10 @@ from .common import chunk_to_msg, declare_parameters, logger_fn, now_seconds, re
 from .diagnostics import DiagnosticsPublisher
 from .main import fail, main_for
 
+# A policy waiting this long (steady time) for a frame set says so in the log, not only in PolicyStatus: the
+# robot holds meanwhile, and a wrong topic or a transport that drops large images looks the same from outside.
+IMAGE_SILENCE_WARN_S = 10.0
+
 STATES = {"starting": PolicyStatus.STATE_STARTING, "waiting_for_task": PolicyStatus.STATE_WAITING_FOR_TASK,
           "waiting_for_images": PolicyStatus.STATE_WAITING_FOR_IMAGES, "running": PolicyStatus.STATE_RUNNING,
           "paused": PolicyStatus.STATE_PAUSED, "error": PolicyStatus.STATE_ERROR}
@@ -116,6 +120,7 @@ class PolicyNode(Node):
         self._engine_config = config
         self._initial_task = task
         self._next_heatmap = 0.0
+        self._waiting_since: float | None = None  # steady time the engine began waiting for images
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self._chunk_pub = self.create_publisher(ActionChunk, v["chunk_topic"], reliable)
@@ -275,6 +280,7 @@ class PolicyNode(Node):
 
     def _publish_status(self) -> None:
         s = self.status()
+        self._warn_on_image_silence(s)
         msg = PolicyStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.model_id = s["model_id"]
@@ -289,6 +295,29 @@ class PolicyNode(Node):
         msg.events = reason_counts(s["events"])
         msg.rejections = reason_counts(s["rejections"])
         self._status_pub.publish(msg)
+
+    def _warn_on_image_silence(self, s: dict) -> None:
+        """Log, every IMAGE_SILENCE_WARN_S while it lasts, a wait for images with what each camera topic has:
+        its publisher count (0: nobody publishes there) and when its last frame came."""
+        if s["state"] != "waiting_for_images":
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        waited = now - self._waiting_since
+        if waited < IMAGE_SILENCE_WARN_S:
+            return
+        clock = self.now_s()
+        topics = []
+        for topic in self.camera_topics:
+            newest = self.sync.newest(topic)
+            last = "no frame yet" if newest is None else f"last frame {clock - newest:.1f} s ago"
+            topics.append(f"{topic} ({self.count_publishers(topic)} publisher(s), {last})")
+        self.get_logger().warning(
+            f"no frame set for {waited:.0f} s, so no chunks: {s['detail']}; {'; '.join(topics)}. A topic with "
+            f"publishers but no frames: its images are not delivered (check the DDS transport and QoS)")
+        self._waiting_since = now
 
     # ---- control -------------------------------------------------------------------------------
     def _set_task(self, task: str) -> None:

@@ -83,6 +83,12 @@ class FrameSynchronizer:
                 self.dropped += 1
         return None
 
+    def newest(self, camera: str) -> float | None:
+        """The newest stamp received from `camera` (used or not), None if none since the last reset."""
+        with self._lock:
+            t = self._newest[camera]
+        return None if t == float("-inf") else t
+
     def missing(self) -> list[str]:
         """Cameras with no frame waiting to be used."""
         with self._lock:

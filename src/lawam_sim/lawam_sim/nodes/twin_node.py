@@ -105,6 +105,7 @@ class TwinNode(Node):
         self._warned: set[str] = set()
         self.unknown_tasks: list[str] = []  # distinct tasks the scene could not judge, in arrival order
         self._time_offset = 0.0  # sim time of the episodes before the current one: /clock never goes back
+        self._images_published: collections.Counter = collections.Counter()  # per camera topic, in ~/stats
 
         self.clock_pub = self.create_publisher(Clock, "/clock", RELIABLE)
         self.success_pub = self.create_publisher(Bool, self.success_topic, RELIABLE)
@@ -317,12 +318,14 @@ class TwinNode(Node):
             m.step = m.width * 3
             m.data = img.tobytes()
             pub.publish(m)
+            self._images_published[pub.topic_name] += 1
 
     def _publish_stats(self) -> None:
         s = self.scene
         stats = {"scene": self.scene_name, "seed": s.seed, "instruction": s.instruction,
                  "unknown_tasks": list(self.unknown_tasks), "sim_time_s": round(s.time, 3),
                  "refusals": dict(s.refusals()), "clamps": dict(s.clamps),
+                 "images_published": dict(self._images_published),
                  "metrics": {k: (float(v) if not isinstance(v, bool) else v) for k, v in s.metrics().items()}}
         self.stats_pub.publish(String(data=json.dumps(stats)))
 
