@@ -65,6 +65,11 @@ class RecipeError(Exception):
     """Bad input: a one-line message, exit status 2, nothing written."""
 
 
+def grounding_held_out() -> int:
+    """The render set's last frames, never trained on (by stage 0 or stage 2's grounding loss)."""
+    return max(1, GROUNDING_FRAMES // 15)
+
+
 def workspace_root() -> Path:
     return Path(os.environ.get("LAWAM_WS", Path(__file__).resolve().parents[3]))
 
@@ -86,6 +91,9 @@ def parse_args(argv=None):
     ap.add_argument("--grounding-steps", type=int, default=None,
                     help="stage 0: VLM grounding steps on twin renders (default: the system's, " +
                          ", ".join(f"{k} {GROUNDING_STEPS.get(k, 0)}" for k in SYSTEMS) + "; 0: none)")
+    ap.add_argument("--ground-weight", type=float, default=0.0,
+                    help="stage 2: keep stage 0's grounding regression on as an auxiliary loss of this weight "
+                         "(vlm_grounding.GroundingObjective; systems with stage 0 only); 0: off")
     ap.add_argument("--stage1-share", type=float, default=0.2, help="share of the budget for stage 1")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="torch threads")
@@ -117,6 +125,9 @@ def parse_args(argv=None):
     if args.grounding_steps < 0 or (args.grounding_steps and args.system not in GROUNDING_STEPS):
         raise RecipeError(f"--grounding-steps must be >= 0 and needs a system whose instructions name objects "
                           f"({', '.join(GROUNDING_STEPS)}), got {args.grounding_steps} for {args.system}")
+    if not args.ground_weight >= 0 or (args.ground_weight and args.system not in GROUNDING_STEPS):
+        raise RecipeError(f"--ground-weight must be >= 0 and needs a system whose instructions name objects "
+                          f"({', '.join(GROUNDING_STEPS)}), got {args.ground_weight} for {args.system}")
     if not args.dart_sigma >= 0:
         raise RecipeError(f"--dart-sigma must be >= 0 m, got {args.dart_sigma}")
     demos = args.demos or SYSTEMS[args.system][1]
@@ -157,6 +168,7 @@ class Recipe:
             # a run from before counterfactual renderings had none
             self.state["settings"].setdefault("distractor_moves", 0)
             self.state["settings"].setdefault("grounding_steps", 0)  # and none before stage 0
+            self.state["settings"].setdefault("ground_weight", 0.0)  # nor a grounding loss in stage 2
             if self.state["settings"] != settings:
                 diff = sorted(k for k in settings if self.state["settings"].get(k) != settings[k])
                 raise RecipeError(f"--resume with different settings than the run in {self.out}: {diff}")
@@ -241,18 +253,12 @@ class Recipe:
             return
         from tqdm import tqdm
 
-        from .sim_rollout import twin_env
-        from .vlm_grounding import GROUNDING_FIRST_SEED, pretrain_grounding, render_grounding_set, save_vlm
+        from .vlm_grounding import pretrain_grounding, save_vlm
         t = time.monotonic()
-        env = twin_env(self.scene_name, workspace_root() / "config")
-        try:
-            data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
-                                        progress=tqdm if self.progress else None)
-        finally:
-            env.close()
+        data = self.grounding_set(policy)
         render_s = time.monotonic() - t
         figures = pretrain_grounding(policy, data, self.args.grounding_steps, self.args.batch_size,
-                                     seed=self.args.seed, held_out=max(1, GROUNDING_FRAMES // 15), log=self.log,
+                                     seed=self.args.seed, held_out=grounding_held_out(), log=self.log,
                                      progress=tqdm if self.progress else None)
         save_vlm(policy, self.out / "runs" / "stage0_vlm.safetensors")
         self.log(f"stage 0: held-out xy error of the named cube {figures['named_error_m'] * 100:.1f} cm, of the "
@@ -260,6 +266,37 @@ class Recipe:
                  f"{figures['mean_guess_error_m'] * 100:.1f} cm) after {figures['steps']} steps in "
                  f"{figures['wall_s'] / 60:.1f} min; {figures['frames']} renders in {render_s:.0f} s")
         self.done("stage0", render_s=render_s, **figures)
+
+    def grounding_set(self, policy) -> dict:
+        """Stage 0's render set (vlm_grounding.render_grounding_set), rendered once per run and kept in
+        runs/grounding_set.pt for stage 2's grounding loss and for resumes."""
+        import torch
+        from tqdm import tqdm
+
+        from .sim_rollout import twin_env
+        from .vlm_grounding import GROUNDING_FIRST_SEED, render_grounding_set
+        path = self.out / "runs" / "grounding_set.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=False)
+        env = twin_env(self.scene_name, workspace_root() / "config")
+        try:
+            data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
+                                        progress=tqdm if self.progress else None)
+        finally:
+            env.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(data, tmp)
+        tmp.replace(path)
+        return data
+
+    def grounding_objective(self, policy):
+        """Stage 2's auxiliary grounding loss (--ground-weight), or None when it is off."""
+        if not self.args.ground_weight:
+            return None
+        from .vlm_grounding import GroundingObjective
+        return GroundingObjective(policy, self.grounding_set(policy), GROUNDING_FRAMES - grounding_held_out(),
+                                  self.args.batch_size, self.args.ground_weight)
 
     def stage0_wall_s(self) -> float:
         """Training wall time of stage 0 (s); 0 when the run has none."""
@@ -359,7 +396,9 @@ class Recipe:
         self.start_stage2(policy)
         self.cache_teacher_latents(policy, train, val)
         plan = self.phase("plan")
-        trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log)
+        aux = self.grounding_objective(policy)
+        trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None, log=self.log,
+                          aux=aux)
         reports = self.state.setdefault("stage2_reports", [])
         first = True
         while trainer.step < steps:
@@ -374,19 +413,24 @@ class Recipe:
             figures = heldout_figures(policy, val)
             elapsed = self.trained_before_stage2_s() + self.state["stage2_wall_s"]
             figures.update(step=trainer.step, training_wall_s=elapsed, go_no_go=not reports)
+            grounding = ""
+            if aux is not None:  # the head is trained alongside: its held-out error is the VLM's grounding now
+                named, other = (float(e) for e in aux.held_out_errors_m())
+                figures.update(ground_named_error_m=named, ground_other_error_m=other)
+                grounding = f"; grounding held out: named cube {named * 100:.1f} cm, other {other * 100:.1f} cm"
             reports.append(figures)
             self.log(f"{'GO/NO-GO ' if figures['go_no_go'] else ''}step {trainer.step}, {elapsed / 60:.1f} min of "
                      f"training: held-out action error {figures['action_error_m'] * 100:.1f} cm (chunk mean; first "
                      f"step {figures['first_error_m'] * 100:.1f} cm), start frames within the bridge's start "
                      f"distance {figures['start_within_share'] * 100:.0f} % (distance and angle: "
-                     f"{figures['start_accepted_share'] * 100:.0f} %)")
+                     f"{figures['start_accepted_share'] * 100:.0f} %){grounding}")
             self.save()
             if "stage2_measured_s_per_step" not in plan and trainer.step < steps:  # once, at the go/no-go mark
                 new = self.replan_from_stage2(plan, trainer.step, steps)
                 if new != steps:  # the same run from the mark's checkpoint, with the new total
                     steps = new
                     trainer = Trainer(policy, 2, train, self.out / "runs", self.options(steps, 2), val_data=None,
-                                      log=self.log)
+                                      log=self.log, aux=aux)
                     trainer.load_checkpoint(latest_checkpoint(self.out / "runs", 2))
         self.done("stage2", wall_s=self.state.get("stage2_wall_s", 0.0), steps=trainer.step,
                   final=reports[-1] if reports else {})
@@ -453,7 +497,8 @@ class Recipe:
         self.log(f"extension {len(exts)}: {ext['steps']} more stage-2 steps (~{ext['minutes']:.0f} min) from lr "
                  f"{ext['lr']:g}")
         t = time.monotonic()
-        Trainer(policy, 2, train, runs, opts, val_data=None, log=self.log).fit(resume=True)
+        Trainer(policy, 2, train, runs, opts, val_data=None, log=self.log,
+                aux=self.grounding_objective(policy)).fit(resume=True)
         figures = heldout_figures(policy, val)
         self.log(f"after extension {len(exts)}: held-out action error {figures['action_error_m'] * 100:.1f} cm "
                  f"(first step {figures['first_error_m'] * 100:.1f} cm)")
@@ -711,6 +756,8 @@ def render_report(rep: dict) -> str:
     if init:
         lines.append(f"- post-trained from `{init}`: no stage 0 or 1 (its encoder, latent action model and VLM "
                      f"kept), stage 2 from its weights at lr {rep['settings'].get('extend_lr', '?')}")
+    if rep["settings"].get("ground_weight"):
+        lines.append(f"- stage 2 keeps stage 0's grounding loss on (weight {rep['settings']['ground_weight']:g})")
     g = p.get("stage0")
     if g:
         lines.append(f"- stage0 (VLM grounding): {g['steps']} steps in {g['wall_s'] / 60:.1f} min on {g['frames']} "
@@ -736,15 +783,19 @@ def render_report(rep: dict) -> str:
                   f"z = 0 {lat['feature_mse_z_zero']:.4g} (copying f_t: {lat['feature_mse_copy_current']:.4g})"]
     reps = rep.get("stage2_reports", [])
     if reps:
+        grounded = "ground_named_error_m" in reps[0]  # --ground-weight: the VLM's grounding, held out
         lines += ["", "## Held-out figures during stage 2", "", "| step | training min | action error (cm) | "
-                  "first-step error (cm) | starts within start distance | starts accepted (distance and angle) |",
-                  "|---|---|---|---|---|---|"]
+                  "first-step error (cm) | starts within start distance | starts accepted (distance and angle) |"
+                  + (" grounding error, named / other cube (cm) |" if grounded else ""),
+                  "|---|---|---|---|---|---|" + ("---|" if grounded else "")]
         for r in reps:
             acc = r.get("start_accepted_share")  # absent in reports of runs started before it existed
             lines.append(f"| {r['step']} | {r['training_wall_s'] / 60:.1f} | {r['action_error_m'] * 100:.1f} | "
                          f"{r['first_error_m'] * 100:.1f} | {r['start_within_share'] * 100:.0f} %"
                          + (" (go/no-go)" if r.get("go_no_go") else "")
-                         + f" | {'-' if acc is None else f'{acc * 100:.0f} %'} |")
+                         + f" | {'-' if acc is None else f'{acc * 100:.0f} %'} |"
+                         + (f" {r['ground_named_error_m'] * 100:.1f} / {r['ground_other_error_m'] * 100:.1f} |"
+                            if grounded else ""))
     ev = p.get("eval")
     if ev:
         lines += ["", f"## Closed loop (ROS-free, fixed evaluation seeds, {ev['control_hz']:g} Hz)", "",

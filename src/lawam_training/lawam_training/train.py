@@ -257,7 +257,12 @@ class Trainer:
 
     def __init__(self, policy, stage: int, train_data: MixedDataset, run_dir: str | Path,
                  options: TrainOptions | None = None, val_data: MixedDataset | None = None,
-                 dist: DistContext | None = None, tensorboard_dir: str | Path | None = None, log=None):
+                 dist: DistContext | None = None, tensorboard_dir: str | Path | None = None, log=None,
+                 aux: nn.Module | None = None):
+        """`aux`: an auxiliary objective, a module with `loss(generator) -> scalar tensor` (e.g.
+        vlm_grounding.GroundingObjective): its loss is added to every micro-batch's, its own parameters train
+        in an optimiser group "aux" at the largest group learning rate, and its state is checkpointed. One
+        process only (its gradients are not reduced across processes): ValueError under DDP/FSDP."""
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         self.options = options or TrainOptions()
@@ -275,6 +280,12 @@ class Trainer:
         self.loss_module = _StageLoss(self.policy, stage)
         self.model = self._wrap(self.loss_module)
         groups = self._stage_groups()  # (again: FSDP's wrapping may re-register the parameters)
+        self.aux = aux
+        if aux is not None:
+            if self.dist.distributed:
+                raise ValueError("an auxiliary objective trains in one process only (its gradients are not reduced)")
+            aux.to(self.dist.device)
+            groups.append(dict(params=list(aux.parameters()), lr=max(g["lr"] for g in groups), name="aux"))
         if o.lr is not None:
             groups = [dict(g, lr=o.lr) for g in groups]
         self.group_names = [g.get("name", str(i)) for i, g in enumerate(groups)]
@@ -382,7 +393,8 @@ class Trainer:
                          optimizer=None if self._fsdp else self.optimizer.state_dict(),
                          scheduler=self.scheduler.state_dict(), rng=rngs, world_size=self.dist.world_size,
                          sharded_optimizer=self._fsdp, global_batch=self.global_batch, options=asdict(self.options),
-                         train_wall_s=self.train_wall_s)
+                         train_wall_s=self.train_wall_s,
+                         aux=None if self.aux is None else self.aux.state_dict())
             try:
                 save_policy(self.policy, tmp, model_sd)
                 torch.save(state, tmp / TRAINER_STATE)  # written last: its presence marks a whole checkpoint
@@ -417,6 +429,10 @@ class Trainer:
                                                                     state["world_size"] != self.dist.world_size):
             raise ValueError(f"checkpoint {path} was written by {state['world_size']} process(es) "
                              f"{'with' if state.get('sharded_optimizer') else 'without'} FSDP: resume it the same way")
+        if (state.get("aux") is None) != (self.aux is None):
+            raise ValueError(f"checkpoint {path} was trained {'without' if state.get('aux') is None else 'with'} an "
+                             f"auxiliary objective, this trainer runs {'with' if self.aux is not None else 'without'}"
+                             f" one: resume it the same way")
         weights = load_file(str(path / "model.safetensors"))
         if self._fsdp:
             from torch.distributed.fsdp import FullStateDictConfig, StateDictType
@@ -430,6 +446,8 @@ class Trainer:
             self.policy.load_state_dict({k: v.to(self.dist.device) for k, v in weights.items()}, strict=True)
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.aux is not None:
+            self.aux.load_state_dict(state["aux"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self._wall_before = float(state.get("train_wall_s", 0.0))
         if self._fit_started is not None:
@@ -525,6 +543,9 @@ class Trainer:
                     with sync:
                         with self._autocast():
                             out = self.model(batch, self._generator(self.step, slot))
+                            if self.aux is not None:
+                                aux_loss = self.aux.loss(self._generator(self.step, slot, salt=1))
+                                out = dict(out, loss=out["loss"] + aux_loss, aux=aux_loss.detach())
                         (out["loss"] / o.grad_accum).backward()
                     values = {k: float(v.detach().float()) for k, v in out.items()}
                     bad_terms.update({k: v for k, v in values.items() if not math.isfinite(v)})
@@ -552,7 +573,8 @@ class Trainer:
 
                 if self.step % o.log_every == 0 or self.step == o.steps:
                     now = time.perf_counter()
-                    keys = LOSS_KEYS[self.stage] + (("grad_norm",) if o.max_grad_norm else ())
+                    keys = (LOSS_KEYS[self.stage] + (("aux",) if self.aux is not None else ())
+                            + (("grad_norm",) if o.max_grad_norm else ()))
                     metrics = self.dist.mean({k: sums.get(k, 0.0) / window_steps for k in keys})
                     metrics["samples_per_s"] = window_steps * self.global_batch / max(now - window_t, 1e-9)
                     for name, g in zip(self.group_names, self.optimizer.param_groups):

@@ -98,6 +98,32 @@ class Grounding:
         return torch.cat(errs).mean(0).numpy()
 
 
+class GroundingObjective(nn.Module):
+    """Stage 0's regression kept on through stage 2, as an auxiliary loss (the Trainer's `aux`).
+
+    Stage 2's losses alone wash the cube positions out of the VLM: after `pp_v4`'s stage 2 a ridge probe on its
+    latent-query states placed the named cube with 1.5 cm error (stage 0 had ended at 0.5 cm). `loss(generator)`
+    is `weight` x the normalised xy loss of one batch of training frames under random instructions; only the
+    head is this module's own parameters (the VLM is the policy's, trained by stage 2 anyway)."""
+
+    def __init__(self, policy, data: dict, train_n: int, batch_size: int, weight: float):
+        super().__init__()
+        if not 0 < train_n <= len(data["units"]):
+            raise ValueError(f"train_n must be in 1..{len(data['units'])}, got {train_n}")
+        self.grounding = Grounding(policy, data, train_n)
+        self.head = self.grounding.head
+        self.train_n, self.batch_size, self.weight = train_n, batch_size, float(weight)
+
+    def loss(self, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, self.train_n, (self.batch_size,), generator=generator)
+        which = torch.randint(0, len(self.grounding.data["instructions"]), (self.batch_size,), generator=generator)
+        return self.weight * self.grounding.loss(idx, which)
+
+    def held_out_errors_m(self) -> np.ndarray:
+        """Mean xy error (m) of the named and the other object on the frames after `train_n`."""
+        return self.grounding.errors_m(torch.arange(self.train_n, len(self.grounding.data["units"])))
+
+
 def pretrain_grounding(policy, data: dict, steps: int, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
                        held_out: int = 200, log=print, progress=None) -> dict:
     """Train policy.vlm (all its weights) and a fresh head for `steps` AdamW steps on `data`

@@ -111,7 +111,7 @@ def _replan_fixture(tmp_path, monkeypatch, budget_min):
     data = MixedDataset([demo])
 
     recipe = sim_train.Recipe.__new__(sim_train.Recipe)
-    recipe.args = SimpleNamespace(budget_min=budget_min, batch_size=4, seed=0, init=None)
+    recipe.args = SimpleNamespace(budget_min=budget_min, batch_size=4, seed=0, init=None, ground_weight=0.0)
     recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
     plan = {"s_per_step": {"1": 0.1, "2": 0.1}, "stage2_steps": 40, "epoch_steps": 5, "stage2_steps_final": 40}
     recipe.state = {"settings": {}, "phases": {"stage1": {"wall_s": 0.0, "steps": 1}, "plan": plan}}
@@ -163,7 +163,7 @@ def test_init_post_trains_the_checkpoint_in_stage2_only(tmp_path, monkeypatch):
     policy.config.normalization["franka_panda"]["action"]["mean"][0] = 0.123  # statistics the demos do not give
     policy.save_pretrained(tmp_path / "ckpt")
     recipe.args = SimpleNamespace(budget_min=60.0, batch_size=4, seed=0, init=str(tmp_path / "ckpt"), val_episodes=1,
-                                  extend_lr=2e-4, grounding_steps=0, stage1_share=0.2)
+                                  extend_lr=2e-4, grounding_steps=0, stage1_share=0.2, ground_weight=0.0)
     recipe.state["phases"] = {"collect": {"episodes_per_demo": 1}}
 
     built, train, val = recipe.build()

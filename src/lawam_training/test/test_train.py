@@ -126,6 +126,49 @@ def test_resume_is_bit_exact(demos, tmp_path, stage):
         assert i == j and all(torch.equal(x[n], y[n]) for n in x)
 
 
+def grounding_objective(policy, seed):
+    """Stage 0's regression as stage 2's auxiliary loss, on random images whose labels follow the instruction."""
+    from lawam_training.vlm_grounding import GroundingObjective
+    n, size = 16, policy.config.image_size
+    gen = torch.Generator().manual_seed(0)
+    named = {0: [0.6, 0.1], 1: [0.4, -0.1]}
+    objects = torch.tensor([[named[0], named[1]], [named[1], named[0]]], dtype=torch.float32).expand(n, 2, 2, 2)
+    data = {"units": torch.rand(n, 3, size, size, generator=gen).to(torch.float16), "objects": objects.clone(),
+            "instructions": ["put the red cube in the bowl", "put the green cube in the bowl"]}
+    torch.manual_seed(seed)  # the head's initial weights
+    return GroundingObjective(policy, data, train_n=12, batch_size=4, weight=1.0)
+
+
+def test_auxiliary_objective_trains_beside_stage2_and_resumes_exactly(demos, tmp_path):
+    ds = DemoDataset(demos, T)
+    data = MixedDataset([ds])
+    cut, total = 2, 5
+    opts = dict(steps=total, warmup_steps=1, checkpoint_every=1000)
+
+    plain = make_policy(ds)
+    Trainer(plain, 2, data, tmp_path / "plain", options(**opts)).fit()
+    full = make_policy(ds)
+    aux = grounding_objective(full, seed=0)
+    head0 = {k: v.clone() for k, v in aux.state_dict().items()}
+    result = Trainer(full, 2, data, tmp_path / "full", options(**opts), aux=aux).fit()
+    assert all(np.isfinite(h["aux"]) and h["aux"] > 0 for h in result["history"] if h["kind"] == "train")
+    assert any(not torch.equal(v, head0[k]) for k, v in aux.state_dict().items()), "the head did not train"
+    # the grounding loss reaches the VLM: the same run without it ends elsewhere
+    assert any(not torch.equal(a, b) for a, b in zip(full.vlm.parameters(), plain.vlm.parameters()))
+
+    first = make_policy(ds)
+    Trainer(first, 2, data, tmp_path / "cut", options(**opts), aux=grounding_objective(first, seed=0)).fit(stop_after=cut)
+    resumed = make_policy(ds, seed=1)
+    aux2 = grounding_objective(resumed, seed=5)  # another head: its weights must come from the checkpoint
+    Trainer(resumed, 2, data, tmp_path / "cut", options(**opts), aux=aux2).fit()
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), f"{k} differs after resume"
+    for k, v in aux.state_dict().items():
+        assert torch.equal(v, aux2.state_dict()[k]), f"aux {k} differs after resume"
+    with pytest.raises(ValueError, match="with an auxiliary objective"):
+        Trainer(make_policy(ds), 2, data, tmp_path / "cut", options(**opts)).fit()
+
+
 def test_different_data_order_changes_the_result(demos, tmp_path):
     """Guards the resume test: the comparison is sensitive to what resume restores (here the seed)."""
     ds = DemoDataset(demos, T)

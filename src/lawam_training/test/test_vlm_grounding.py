@@ -149,3 +149,42 @@ def test_recipe_stage0_renders_trains_records_and_saves_the_vlm(tmp_path, monkey
         assert torch.equal(a, b)
     monkeypatch.setattr(sim_train, "GROUNDING_FRAMES", None)  # would fail if the phase ran again
     recipe.stage0(policy)
+
+
+def test_stage2_grounding_loss_reuses_stage0s_renders_and_holds_out_the_same_frames(tmp_path, monkeypatch):
+    """--ground-weight: stage 2's objective trains on stage 0's render set (rendered once per run, kept for
+    resumes) minus the same held-out frames; off (None) at weight 0."""
+    monkeypatch.setattr(sim_train, "GROUNDING_FRAMES", 30)
+    recipe = sim_train.Recipe.__new__(sim_train.Recipe)
+    recipe.args = SimpleNamespace(grounding_steps=1, batch_size=2, seed=0, ground_weight=0.0)
+    recipe.out, recipe.state_path, recipe.progress = tmp_path, tmp_path / "recipe.json", False
+    recipe.scene_name = "franka_pick_place"
+    recipe.state = {"settings": {}, "phases": {}}
+    policy = tiny_policy()
+    assert recipe.grounding_objective(policy) is None
+    recipe.stage0(policy)
+    rendered = torch.load(tmp_path / "runs" / "grounding_set.pt", weights_only=False)
+    monkeypatch.setattr("lawam_training.vlm_grounding.render_grounding_set", None)  # no second rendering
+    recipe.args.ground_weight = 0.5
+    aux = recipe.grounding_objective(policy)
+    assert aux.train_n == 30 - 2 and aux.weight == 0.5  # stage 0 held out the last 30 // 15 frames
+    assert torch.equal(aux.grounding.data["units"], rendered["units"])
+    assert aux.grounding.data["objects"].shape == (30, 2, 2, 2)
+    assert float(aux.loss(torch.Generator().manual_seed(0))) > 0
+    assert aux.held_out_errors_m().shape == (2,)
+
+
+def test_ground_weight_needs_a_grounded_system_and_older_runs_had_none(tmp_path):
+    assert parse_args(["--system", "franka_pick_place", "--output", "x"]).ground_weight == 0.0
+    assert parse_args(["--system", "franka_pick_place", "--output", "x", "--ground-weight", "1"]).ground_weight == 1.0
+    for bad in (["--system", "franka_drawer", "--ground-weight", "1"],
+                ["--system", "franka_pick_place", "--ground-weight", "-0.5"]):
+        with pytest.raises(RecipeError, match="--ground-weight"):
+            parse_args(bad + ["--output", "x"])
+    base = ["--system", "franka_pick_place", "--output", str(tmp_path / "run")]
+    first = sim_train.Recipe(parse_args(base))
+    del first.state["settings"]["ground_weight"]  # recipe.json of a run from before the option
+    first.save()
+    assert sim_train.Recipe(parse_args(base + ["--resume"])).state["phases"] == {}
+    with pytest.raises(RecipeError, match="ground_weight"):
+        sim_train.Recipe(parse_args(base + ["--resume", "--ground-weight", "1"]))
