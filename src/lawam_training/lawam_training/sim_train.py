@@ -21,6 +21,7 @@ Phases (each resumable; state in DIR/recipe.json, training checkpoints in DIR/ru
 5. stage 2 (policy), with held-out figures printed along the way; the first report (after 5 % of stage 2,
    within the first 20 min of training with the default split) is the go/no-go line: held-out action error,
    and the share of held-out start frames whose first target lies within the bridge's start distance.
+   `--ground-weight W` keeps stage 0's grounding loss on through it (vlm_grounding.GroundingObjective).
 6. export DIR/checkpoint (safetensors + config with the trained control rate), evaluate it in the ROS-free
    closed loop (sim_rollout.py) on the fixed evaluation seeds, each instruction on every seed; write
    DIR/report.json and DIR/report.md.
