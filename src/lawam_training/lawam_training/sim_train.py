@@ -279,12 +279,14 @@ class Recipe:
         path = self.out / "runs" / "grounding_set.pt"
         if path.is_file():
             return torch.load(path, weights_only=False)
+        t = time.monotonic()
         env = twin_env(self.scene_name, workspace_root() / "config")
         try:
             data = render_grounding_set(env, policy, GROUNDING_FRAMES, GROUNDING_FIRST_SEED + 10_000 * self.args.seed,
                                         progress=tqdm if self.progress else None)
         finally:
             env.close()
+        self.log(f"rendered {GROUNDING_FRAMES} start layouts for grounding in {time.monotonic() - t:.0f} s")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(data, tmp)
