@@ -134,18 +134,16 @@ def pretrain_grounding(policy, data: dict, steps: int, batch_size: int = 32, lr:
     if not 0 < held_out < n:
         raise ValueError(f"held_out must be in 1..{n - 1}, got {held_out}")
     train_n, val_idx = n - held_out, torch.arange(n - held_out, n)
-    g = Grounding(policy, data, train_n)
+    objective = GroundingObjective(policy, data, train_n, batch_size, weight=1.0)
     gen = torch.Generator().manual_seed(seed)
-    params = list(policy.vlm.parameters()) + list(g.head.parameters())
+    params = list(policy.vlm.parameters()) + list(objective.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
     policy.vlm.train()
     t0 = time.monotonic()
     bar = progress(range(steps), desc="stage 0 (VLM grounding)", unit="step") if progress else range(steps)
     for step in bar:
-        idx = torch.randint(0, train_n, (batch_size,), generator=gen)
-        which = torch.randint(0, len(data["instructions"]), (batch_size,), generator=gen)
-        loss = g.loss(idx, which)
+        loss = objective.loss(gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -155,8 +153,8 @@ def pretrain_grounding(policy, data: dict, steps: int, batch_size: int = 32, lr:
             log(f"stage 0 step {step + 1}/{steps}: loss {loss.item():.4f}")
     wall = time.monotonic() - t0
     policy.vlm.eval()
-    named, other = g.errors_m(val_idx)
-    guess = (data["objects"][val_idx] - g.mean).norm(dim=-1).mean().item()
+    named, other = objective.held_out_errors_m()
+    guess = (data["objects"][val_idx] - objective.grounding.mean).norm(dim=-1).mean().item()
     return {"steps": steps, "wall_s": wall, "frames": n, "held_out": held_out, "named_error_m": float(named),
             "other_error_m": float(other), "mean_guess_error_m": guess}
 
