@@ -124,6 +124,41 @@ def test_no_fresh_frame_no_inference_and_reset():
     assert eng.chunk_end() is None
 
 
+# Regression (lawam-eval through the full system): an inference running while the episode was reset finished
+# afterwards; its chunk, planned on the previous episode's last frame, was published to the bridge (refused as
+# too_far_from_measured, or executed from the new start) and became the running chunk the next inference waited
+# for. The same holds for a chunk computed for an instruction that was replaced, and for old-scene frames that
+# arrive after the reset.
+@pytest.mark.parametrize("interruption", ["reset", "new_task"])
+def test_a_chunk_whose_inference_spans_a_reset_or_task_change_is_discarded(interruption):
+    clock = Clock(100.0)
+    eng = None
+
+    class InterruptedPredictor(FakePredictor):
+        interrupt = True
+
+        def predict_chunk(self, images, *a, **k):
+            if self.interrupt:  # what a service callback does while the worker is inside the model
+                self.interrupt = False
+                clock.t = 100.2
+                eng.reset() if interruption == "reset" else eng.set_task("put the green cube in the bowl")
+            return super().predict_chunk(images, *a, **k)
+
+    eng, sync, chunks, pred = make_engine(clock, InterruptedPredictor(clock=clock), inpaint_prev_actions=True)
+    eng.set_task("put the red cube in the bowl")
+    sync.add("cam", 100.0, "old scene")
+    assert not eng.step() and chunks == []
+    assert eng.events["stale_chunk_discarded"] == 1 and eng.chunk_end() is None
+    if interruption == "reset":
+        sync.add("cam", 100.1, "old scene, delivered late")  # stamped before the reset at 100.2: refused
+        assert not eng.step() and len(pred.calls) == 1
+    sync.add("cam", 100.3, "new scene")
+    assert eng.step() and chunks[-1].obs_stamp == 100.3
+    assert pred.calls[-1][2]["prev_actions"] is None  # nothing of the discarded chunk is carried over
+    if interruption == "new_task":
+        assert pred.calls[-1][1] == "put the green cube in the bowl"
+
+
 def test_inpainting_passes_remaining_steps_relative_to_the_new_observation():
     clock = Clock()
     eng, sync, chunks, pred = make_engine(clock, inpaint_prev_actions=True)

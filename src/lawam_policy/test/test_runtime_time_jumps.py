@@ -161,6 +161,21 @@ def test_engine_time_jump_entry_clears_sync_latency_and_running_chunk():
     assert eng.events["time_jump"] == 1
 
 
+# Regression (lawam-eval through the full system): after the twin and the bridge were reset for a new episode,
+# a chunk the policy had planned on the old scene still arrived and was judged as the new episode's first.
+def test_bridge_refuses_chunks_observed_before_its_reset_and_accepts_later_ones():
+    core, log = bridge()
+    core.on_measured_pose(0, HOME, DOWN)
+    ticks(core, 100.0, 100.01)
+    core.reset(now=100.5)
+    assert not core.on_chunk(chunk(100.4, start=[0.55, 0.0, 0.4]), 100.6)
+    assert not core.on_chunk(chunk(100.5), 100.6)
+    assert core.rejections["observed_before_reset"] == 2 and "before the reset" in log[-1][1]
+    assert core.on_chunk(chunk(100.55), 100.6)
+    core.reset()  # no time given: no floor
+    assert core.on_chunk(chunk(100.4), 100.7)
+
+
 # Regression (a flaky in-process test): the engine's worker read the new time between rclpy setting it and
 # calling the jump callback, caught the jump itself, and the callback then counted the same jump again, so
 # "time_jump == 1" never held. Either observer may come first; one jump is one count, and a later jump of the

@@ -113,7 +113,7 @@ class BridgeNode(Node):
 
     def _on_reset(self, request, response):
         with self._lock:
-            self.core.reset()
+            self.core.reset(now=self.now_s())
             self.reset_grippers()
         response.success = True
         response.message = "bridge reset: holding, restarting from the measured pose"

@@ -5,6 +5,7 @@ the safety layer; otherwise the bridge holds the last commanded pose (the hold t
 acceleration limit brings a moving command to rest). Every hold, clamp and rejection is counted by reason.
 
 Start-up: nothing is commanded until every arm's measured pose is known; the command starts there, at rest.
+A chunk observed before a Reset (still in flight from the old scene) is refused ("observed_before_reset").
 The first chunk after start (or Reset) must begin within `max_start_distance_m` / `max_start_angle_rad` of
 the measured pose, otherwise it is refused ("too_far_from_measured") and the bridge keeps holding; the first
 `startup_ramp_s` of motion run with speed limits ramping up from `startup_speed_scale`.
@@ -109,8 +110,11 @@ class BridgeCore:
         self.reset()
 
     # ---- inputs -------------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Hold, forget all chunks, restart from the measured pose with the start-up ramp."""
+    def reset(self, now: float | None = None) -> None:
+        """Hold, forget all chunks, restart from the measured pose with the start-up ramp. With `now` (the ROS
+        time of the reset, s), chunks observed at or before it are refused from then on
+        ("observed_before_reset"): they were computed from the scene before the reset."""
+        self._not_before = now if now is not None and now > 0 else None
         self.executor.reset()
         initial = self.config.initial_gripper
         self._safety = [ArmSafety(self.config.limits, gripper=1.0 if initial is None else initial)
@@ -169,6 +173,10 @@ class BridgeCore:
             if self.config.frame_id and chunk.frame_id and chunk.frame_id != self.config.frame_id:
                 raise ChunkError("wrong_frame", f"chunk {chunk.chunk_id} is in frame '{chunk.frame_id}', this "
                                                 f"bridge commands in '{self.config.frame_id}'")
+            if self._not_before is not None and chunk.obs_stamp <= self._not_before:
+                raise ChunkError("observed_before_reset",
+                                 f"chunk {chunk.chunk_id} was observed at {chunk.obs_stamp:.3f} s, before the "
+                                 f"reset at {self._not_before:.3f} s: refused (it answers the old scene)")
             tol = self.config.stamp_tolerance_s
             if tol > 0 and now > 0 and chunk.obs_stamp - now > tol:  # now == 0: the ROS clock has no time yet
                 raise ChunkError("stamp_ahead_of_clock",

@@ -16,6 +16,10 @@ Time jumps: when the clock jumps (rclpy's jump callback in the node calls `time_
 larger than `time_jump_threshold_s` between two worker iterations is caught here too), the engine logs it
 once with its size, counts it (events["time_jump"]), forgets the running chunk, the frame sync and the
 latency estimate (all on the old time line) and goes on producing chunks from the next frames.
+
+Stale chunks: an inference still running when the episode is reset (`reset`), the task changes or the
+clock jumps answers a scene, instruction or time line that is gone; its chunk is discarded, not published
+(events["stale_chunk_discarded"]), and after a reset only frames stamped after it are used.
 """
 from __future__ import annotations
 
@@ -120,6 +124,9 @@ class InferenceEngine:
         self._latencies: deque = deque(maxlen=max(1, self.config.latency_window))
         self._last_chunk: Chunk | None = None
         self._jumps = ClockJumps(self.config.time_jump_threshold_s)
+        # Bumped by a reset, a task change and a clock jump: a chunk whose inference started before the bump
+        # answers a scene, task or time line that is gone, and is discarded instead of published.
+        self._epoch = 0
         self.events: Counter = Counter()
         self.last_error = ""
         self.state = "waiting_for_task"
@@ -127,7 +134,10 @@ class InferenceEngine:
 
     # ---- control --------------------------------------------------------------------------------
     def set_task(self, task: str) -> None:
+        """A new instruction; a chunk still being computed for the old one is discarded."""
         with self._lock:
+            if task.strip() != self.task:
+                self._epoch += 1
             self.task = task.strip()
         self._wake.set()
 
@@ -137,10 +147,14 @@ class InferenceEngine:
         self._wake.set()
 
     def reset(self) -> None:
-        """Forget the running chunk and the inpainting context; the next chunk starts from scratch."""
+        """A new episode: forget the running chunk and the inpainting context, discard a chunk still being
+        computed, and refuse frames stamped at or before now (still in flight from the old scene); the next
+        chunk starts from scratch on a frame taken after the reset."""
         with self._lock:
+            self._epoch += 1
             self._last_chunk = None
-            self.sync.clear()
+            now = self.clock()
+            self.sync.clear(not_before=now if now > 0 else float("-inf"))  # 0: the ROS clock has no time yet
         self._wake.set()
 
     def time_jump(self, delta_s: float) -> None:
@@ -153,6 +167,7 @@ class InferenceEngine:
 
     def _time_jump(self, delta_s: float) -> None:  # with self._lock held
         self.events["time_jump"] += 1
+        self._epoch += 1
         self._last_chunk = None
         self.sync.reset()
         self._latencies.clear()
@@ -210,6 +225,7 @@ class InferenceEngine:
             back = self._jumps.observe(now)
             if back is not None:
                 self._time_jump(back)
+            epoch = self._epoch
         if not self.due(now):
             return False
         frames = self.sync.take(now)
@@ -232,17 +248,13 @@ class InferenceEngine:
                 grid = prev_on_grid(prev, frames.stamp, self.config.control_rate_hz, ahead)
                 if grid is not None:
                     kwargs = {"prev_actions": grid[0], "prev_timestamps": grid[1]}
-            jumps = self.events["time_jump"]
             t0_clock, t0_wall = self.clock(), time.perf_counter()
             pred = self.predictor.predict_chunk(
                 images, task, self.config.control_rate_hz,
                 horizon_s=self.config.horizon_s or None, embodiment=self.layout.embodiment,
                 seed=self.config.seed, **kwargs)
             self.last_latency_wall_s = time.perf_counter() - t0_wall
-            if self.events["time_jump"] != jumps:
-                return False  # the clock jumped during inference: the chunk and its latency are on the old line
-            self.last_latency_s = max(0.0, self.clock() - t0_clock)
-            self._latencies.append(self.last_latency_s)
+            latency_s = max(0.0, self.clock() - t0_clock)
             timestamps = _numpy(pred.timestamps)
             horizon = self.config.horizon_s or (float(timestamps[-1]) + 1.0 / self.config.control_rate_hz)
             chunk = Chunk.from_actions(_numpy(pred.actions), timestamps, self.layout, frames.stamp,
@@ -258,7 +270,12 @@ class InferenceEngine:
             self._set_state("error", msg)
             return False
         with self._lock:
+            if self._epoch != epoch:  # reset, new task or clock jump during inference (see __init__)
+                self.events["stale_chunk_discarded"] += 1
+                return False
             self._last_chunk = chunk
+            self.last_latency_s = latency_s
+            self._latencies.append(latency_s)
         self.chunks_produced += 1
         self.last_error = ""
         self._set_state("running", f"chunk {chunk.chunk_id} from observation at {frames.stamp:.3f} s, "

@@ -127,9 +127,11 @@ class FrameSynchronizer:
                     self.dropped += 1
                 buf.popleft()
 
-    def clear(self) -> None:
+    def clear(self, not_before: float = float("-inf")) -> None:
+        """Forget the waiting frames; frames stamped at or before `not_before` (s) are refused from now on
+        (counted as dropped), e.g. frames of the old scene still in flight after an episode reset."""
         with self._lock:
-            self._last_used = {c: float("-inf") for c in self.cameras}
+            self._last_used = {c: not_before for c in self.cameras}
             for buf in self._buffers.values():
                 self.dropped += len(buf)
                 buf.clear()
