@@ -168,12 +168,35 @@ def test_bridge_refuses_chunks_observed_before_its_reset_and_accepts_later_ones(
     core.on_measured_pose(0, HOME, DOWN)
     ticks(core, 100.0, 100.01)
     core.reset(now=100.5)
+    core.on_measured_pose(0, HOME, DOWN, stamp=100.55)
     assert not core.on_chunk(chunk(100.4, start=[0.55, 0.0, 0.4]), 100.6)
     assert not core.on_chunk(chunk(100.5), 100.6)
     assert core.rejections["observed_before_reset"] == 2 and "before the reset" in log[-1][1]
     assert core.on_chunk(chunk(100.55), 100.6)
     core.reset()  # no time given: no floor
     assert core.on_chunk(chunk(100.4), 100.7)
+
+
+# Regression (lawam-eval through the full system): the bridge kept the measured pose from before the twin's
+# reset, so when its first tick after the reset came before the twin's next state message, it started, held
+# and judged the first chunk at the previous episode's final pose, and pulled the arm back there.
+def test_bridge_reset_with_a_time_starts_from_a_pose_measured_after_it():
+    core, log = bridge()
+    away = [0.3, 0.25, 0.2]  # where the previous episode ended
+    core.on_measured_pose(0, away, DOWN, stamp=100.0)
+    assert core.on_chunk(chunk(100.0, start=away), 100.0)
+    ticks(core, 100.0, 100.3)
+    core.reset(now=100.5)  # the twin was reset to HOME just before
+    assert not core.on_measured_pose(0, away, DOWN, stamp=100.45)  # in flight from before the reset
+    assert core.rejections["measured_before_reset"] == 1
+    r = core.tick(100.51)
+    assert r.commands is None and r.hold_reason == "no_measured_pose"  # nothing commanded: not pulled back
+    assert not core.on_chunk(chunk(100.6), 100.6)  # judged against no pose at all: refused, not started
+    assert core.on_measured_pose(0, HOME, DOWN, stamp=100.52)
+    r = core.tick(100.62)
+    assert np.allclose(r.commands[0].position, HOME)
+    assert core.on_chunk(chunk(100.61), 100.62)
+    assert core.on_measured_pose(0, HOME, DOWN)  # unstamped poses (stamp 0) cannot be judged: kept
 
 
 # Regression (a flaky in-process test): the engine's worker read the new time between rclpy setting it and

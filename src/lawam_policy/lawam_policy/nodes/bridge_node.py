@@ -101,7 +101,7 @@ class BridgeNode(Node):
     def _on_measured(self, arm: int, msg: PoseStamped) -> None:
         pos, q = pose_to_arrays(msg.pose)
         with self._lock:
-            self.core.on_measured_pose(arm, pos, q)
+            self.core.on_measured_pose(arm, pos, q, stamps.stamp_to_seconds(msg.header.stamp))
 
     def _on_set_enabled(self, request, response):
         with self._lock:

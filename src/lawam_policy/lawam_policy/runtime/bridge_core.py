@@ -5,7 +5,8 @@ the safety layer; otherwise the bridge holds the last commanded pose (the hold t
 acceleration limit brings a moving command to rest). Every hold, clamp and rejection is counted by reason.
 
 Start-up: nothing is commanded until every arm's measured pose is known; the command starts there, at rest.
-A chunk observed before a Reset (still in flight from the old scene) is refused ("observed_before_reset").
+After a Reset given its time (an episode reset: the robot may have been moved), the bridge starts from the
+first measured pose stamped after it, and a chunk observed before it is refused ("observed_before_reset").
 The first chunk after start (or Reset) must begin within `max_start_distance_m` / `max_start_angle_rad` of
 the measured pose, otherwise it is refused ("too_far_from_measured") and the bridge keeps holding; the first
 `startup_ramp_s` of motion run with speed limits ramping up from `startup_speed_scale`.
@@ -112,9 +113,13 @@ class BridgeCore:
     # ---- inputs -------------------------------------------------------------------------------------
     def reset(self, now: float | None = None) -> None:
         """Hold, forget all chunks, restart from the measured pose with the start-up ramp. With `now` (the ROS
-        time of the reset, s), chunks observed at or before it are refused from then on
-        ("observed_before_reset"): they were computed from the scene before the reset."""
+        time of the reset, s; an episode reset, after which the robot may stand elsewhere, e.g. a twin reset),
+        the bridge also forgets the measured pose and starts from the first one stamped after `now`, and
+        chunks observed at or before `now` are refused ("observed_before_reset"): both describe the scene
+        before the reset."""
         self._not_before = now if now is not None and now > 0 else None
+        if self._not_before is not None:
+            self._measured = [None] * len(self.arm_names)
         self.executor.reset()
         initial = self.config.initial_gripper
         self._safety = [ArmSafety(self.config.limits, gripper=1.0 if initial is None else initial)
@@ -143,10 +148,15 @@ class BridgeCore:
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = bool(enabled)
 
-    def on_measured_pose(self, arm: int | str, position, orientation) -> bool:
+    def on_measured_pose(self, arm: int | str, position, orientation, stamp: float = 0.0) -> bool:
+        """The measured EEF pose of `arm` (m, quaternion x y z w, in the command frame), taken at ROS time
+        `stamp` (s; 0 = unknown). False if refused: non-finite, or stamped at or before an episode reset."""
         i = self.arm_names.index(arm) if isinstance(arm, str) else int(arm)
         if not _finite(position, orientation) or np.linalg.norm(orientation) < 1e-6:
             self.rejections["non_finite_measured_pose"] += 1
+            return False
+        if self._not_before is not None and 0 < stamp <= self._not_before:
+            self.rejections["measured_before_reset"] += 1
             return False
         self._measured[i] = (np.asarray(position, float).copy(), quat.normalize(orientation))
         return True
