@@ -187,8 +187,16 @@ def test_franka_bridge_streams_safe_targets_and_answers_services(ctx):
     assert ctx.spin_until(lambda: not status[-1].enabled and any(r.reason == "disabled" for r in status[-1].holds))
     assert call(ctx, dis, SetEnabled.Request(enabled=True)).success
     reset = tester.create_client(Reset, "/franka_bridge/reset")
+    def holds(reason):
+        return sum(r.count for r in status[-1].holds if r.reason == reason)
+
+    waiting = holds("no_measured_pose")
     assert call(ctx, reset, Reset.Request(seed=-1)).success
-    assert ctx.spin_until(lambda: any(r.reason == "startup" for r in status[-1].holds))
+    # an episode reset: the robot may have been moved, so the bridge waits for a pose measured after it
+    assert ctx.spin_until(lambda: holds("no_measured_pose") > waiting)
+    starting = holds("startup")
+    measured.publish(pose)
+    assert ctx.spin_until(lambda: holds("startup") > starting)
     s = status[-1]
     assert s.bridge_name == "franka_bridge" and s.chunks_received == 2 and s.commands_sent > 0
 
