@@ -344,7 +344,7 @@ class PolicyNode(Node):
         if self.engine is not None:
             self.engine.reset()
         response.success = True
-        response.message = "running chunk and inpainting context dropped"
+        response.message = "running chunk, inpainting context and frames up to now dropped"
         return response
 
 
