@@ -191,3 +191,29 @@ def test_lawam_eval_leaves_no_spin_thread_behind_when_it_stops_on_an_error(monke
     assert evaluate.main(["--system", "franka_drawer", "--expert", "--attach", "--seeds", "0"]) == 1
     assert "error: required node franka_twin exited" in capsys.readouterr().err
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+
+
+# Regression (lawam-eval through the full system): the bridge went on streaming the previous episode's pose
+# and gripper commands until its own reset, after the twin's, so an episode that ended with the gripper closed
+# left the freshly reset gripper closed. Seen: after a red timeout on one seed, every first chunk of its green
+# episode was refused as too far from the arm (0.22 m) until the timeout; in the ROS-free loop a gripper closed
+# at the start gets the first chunk refused on every seed tried, and never when it is open.
+def test_an_episode_stops_the_policy_and_resets_the_bridge_before_the_twin_and_again_after():
+    ev = evaluate.Evaluator.__new__(evaluate.Evaluator)
+    calls = []
+
+    def reset(name, seed, task=""):
+        calls.append(("reset", name, seed, task))
+        if name == ev.twin:
+            ev.success = False  # the twin announces the new episode
+        return "ok"
+
+    ev.twin, ev.stack, ev.set_task = "franka_twin", None, object()
+    ev.resets = dict.fromkeys(["franka_twin", "franka_bridge", "policy_node"])
+    ev.cond, ev.success, ev.sim_time, ev.last_clock_wall = threading.Condition(), None, 0.0, float("inf")
+    ev._call = reset
+    ev._policy_task = lambda task: calls.append(("task", task))
+    assert ev.episode(EVAL_SEEDS[3], GREEN, timeout_s=0.0)[0] is False
+    followers = [("reset", "franka_bridge", -1, ""), ("reset", "policy_node", -1, "")]
+    assert calls == [("task", ""), *followers, ("reset", "franka_twin", EVAL_SEEDS[3], GREEN), *followers,
+                     ("task", GREEN)]

@@ -5,10 +5,11 @@
     lawam-eval --system franka_pick_place --expert --seeds 3,5,7 --task "put the green cube in the bowl"
 
 Brings up twin + bridge + policy node as subprocesses on the workspace configs (``--attach`` uses a system that
-is already running, e.g. from the launch files), then per seed and instruction: set the policy's task
-(/lawam/set_task), reset the twin to the seed with that instruction (Reset.task), reset the bridge (restart
-from the measured pose) and the policy (drop chunks), and wait for the twin's success signal or the sim-time
-timeout. ``--expert`` evaluates the scripted expert instead (twin only, as fast as it runs): a check of the
+is already running, e.g. from the launch files), then per seed and instruction: stop the policy (empty task on
+/lawam/set_task) and reset the bridge, reset the twin to the seed with that instruction (Reset.task), reset
+the bridge (restart from the measured pose) and the policy (drop chunks and older frames) again, set the
+policy's task, and wait for the twin's success signal or the sim-time timeout (`Evaluator.episode` says why
+in that order). ``--expert`` evaluates the scripted expert instead (twin only, as fast as it runs): a check of the
 evaluation loop itself.
 
 Seeds: ``--seeds`` takes indices into lawam_sim.seeds.EVAL_SEEDS (0..29), a comma list of N or A-B (both
@@ -200,20 +201,36 @@ class Evaluator:
             raise RuntimeError(f"/{name}/reset failed: {r.message}")
         return r.message
 
+    def _policy_task(self, task: str) -> None:
+        r = _wait(self.set_task.call_async(SetTask.Request(task=task)), SET_TASK_SERVICE)
+        if not r.success:
+            raise RuntimeError(f"{SET_TASK_SERVICE} refused {task!r}: {r.message}")
+
+    def _reset_followers(self) -> None:
+        """Reset the bridge and the policy node (not the twin)."""
+        for name in self.resets:
+            if name != self.twin:
+                self._call(name, -1)
+
     def episode(self, seed: int, instruction: str, timeout_s: float) -> tuple[bool, float, float]:
-        """One episode: (success, sim seconds, wall seconds) from the reset to success or the timeout."""
+        """One episode: (success, sim seconds, wall seconds) from the reset to success or the timeout.
+
+        Nothing of the previous episode may reach this one. Before the twin resets, the policy stops (empty
+        task) and the bridge is reset, so it forgets its chunks and sends no gripper command until it accepts
+        a new chunk: a bridge still streaming the old episode's commands after the twin's reset closed the
+        reset gripper again when that episode ended holding a cube. After the twin's reset the bridge and the
+        policy are reset again, to start from the new scene, and the policy gets the instruction."""
         if self.set_task is not None:
-            r = _wait(self.set_task.call_async(SetTask.Request(task=instruction)), SET_TASK_SERVICE)
-            if not r.success:
-                raise RuntimeError(f"{SET_TASK_SERVICE} refused {instruction!r}: {r.message}")
+            self._policy_task("")
+            self._reset_followers()
         with self.cond:
             self.success = None
         message = self._call(self.twin, seed, instruction)
         if "unknown task" in message:  # an attached twin running another scene
             raise RuntimeError(f"/{self.twin}/reset: {message}")
-        for name in self.resets:
-            if name != self.twin:
-                self._call(name, -1)
+        self._reset_followers()
+        if self.set_task is not None:
+            self._policy_task(instruction)
         with self.cond:
             # the twin announces the new episode with success=False; ignore anything older
             self.cond.wait_for(lambda: self.success is False, timeout=30)
