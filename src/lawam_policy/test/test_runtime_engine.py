@@ -135,28 +135,53 @@ def test_a_chunk_whose_inference_spans_a_reset_or_task_change_is_discarded(inter
     eng = None
 
     class InterruptedPredictor(FakePredictor):
-        interrupt = True
+        interrupt = False
 
         def predict_chunk(self, images, *a, **k):
             if self.interrupt:  # what a service callback does while the worker is inside the model
                 self.interrupt = False
-                clock.t = 100.2
+                clock.t = 101.2
                 eng.reset() if interruption == "reset" else eng.set_task("put the green cube in the bowl")
             return super().predict_chunk(images, *a, **k)
 
     eng, sync, chunks, pred = make_engine(clock, InterruptedPredictor(clock=clock), inpaint_prev_actions=True)
     eng.set_task("put the red cube in the bowl")
     sync.add("cam", 100.0, "old scene")
-    assert not eng.step() and chunks == []
-    assert eng.events["stale_chunk_discarded"] == 1 and eng.chunk_end() is None
+    assert eng.step() and len(chunks) == 1  # the running chunk, 100.0 .. 101.1
+    first_end = eng.chunk_end()
+    clock.t = 101.06
+    sync.add("cam", 100.95, "old scene, later")
+    pred.interrupt = True
+    assert not eng.step() and len(chunks) == 1  # computed across the interruption: discarded, not published
+    assert eng.events["stale_chunk_discarded"] == 1
     if interruption == "reset":
-        sync.add("cam", 100.1, "old scene, delivered late")  # stamped before the reset at 100.2: refused
-        assert not eng.step() and len(pred.calls) == 1
-    sync.add("cam", 100.3, "new scene")
-    assert eng.step() and chunks[-1].obs_stamp == 100.3
-    assert pred.calls[-1][2]["prev_actions"] is None  # nothing of the discarded chunk is carried over
-    if interruption == "new_task":
-        assert pred.calls[-1][1] == "put the green cube in the bowl"
+        assert eng.chunk_end() is None
+        sync.add("cam", 101.1, "old scene, delivered late")  # stamped before the reset at 101.2: dropped
+        assert not eng.step() and len(pred.calls) == 2
+        sync.add("cam", 101.3, "new scene")
+        assert eng.step() and chunks[-1].obs_stamp == 101.3
+        assert pred.calls[-1][2]["prev_actions"] is None  # the old episode's chunk is not inpainted from
+    else:
+        assert eng.chunk_end() == first_end  # the motion continues: only the old task's new chunk is dropped
+        sync.add("cam", 101.15, "same scene")
+        assert eng.step() and pred.calls[-1][1] == "put the green cube in the bowl"
+
+
+def test_frames_and_poses_stamped_on_another_clock_are_not_judged_against_a_reset():
+    """A camera or robot whose clock is not the node's (unsynchronised, time since boot) must not be locked
+    out after a reset: only stamps just before the reset are taken as the old scene's."""
+    clock = Clock(1_700_000_000.0)
+    eng, sync, chunks, _ = make_engine(clock)
+    eng.set_task("go")
+    eng.reset()
+    sync.add("cam", 1_700_000_000.0 - 0.05, "in flight from before the reset")
+    assert not eng.step()
+    sync.add("cam", 1234.5, "a camera stamping time since boot")
+    assert eng.step() and chunks[-1].obs_stamp == 1234.5
+    core = BridgeCore(BridgeConfig(limits=SafetyLimits()))
+    core.reset(now=1_700_000_000.0)
+    assert not core.on_measured_pose(0, [0.5, 0.0, 0.4], [1.0, 0, 0, 0], stamp=1_700_000_000.0 - 0.05)
+    assert core.on_measured_pose(0, [0.5, 0.0, 0.4], [1.0, 0, 0, 0], stamp=1234.5)
 
 
 def test_inpainting_passes_remaining_steps_relative_to_the_new_observation():

@@ -343,6 +343,9 @@ class PolicyNode(Node):
     def _on_reset(self, request, response):
         if self.engine is not None:
             self.engine.reset()
+        else:  # still loading: no chunk yet, but frames of the old scene may be waiting
+            now = self.now_s()
+            self.sync.clear(reset_time=now if now > 0 else None)
         response.success = True
         response.message = "running chunk, inpainting context and frames up to now dropped"
         return response

@@ -35,7 +35,7 @@ from .chunk import Chunk, ChunkError
 from .executor import DEFAULT_BLEND_WINDOW_S, ChunkExecutor
 from .interpolation import INTERPOLATIONS
 from .safety import ArmSafety, SafetyLimits
-from .stamps import ClockJumps
+from .stamps import ClockJumps, before_reset
 
 
 @dataclass
@@ -114,11 +114,11 @@ class BridgeCore:
     def reset(self, now: float | None = None) -> None:
         """Hold, forget all chunks, restart from the measured pose with the start-up ramp. With `now` (the ROS
         time of the reset, s; an episode reset, after which the robot may stand elsewhere, e.g. a twin reset),
-        the bridge also forgets the measured pose and starts from the first one stamped after `now`, and
-        chunks observed at or before `now` are refused ("observed_before_reset"): both describe the scene
-        before the reset."""
-        self._not_before = now if now is not None and now > 0 else None
-        if self._not_before is not None:
+        the bridge also forgets the measured pose and starts from the first one not stamped before `now`, and
+        chunks observed before `now` are refused ("observed_before_reset"): both describe the scene before the
+        reset (stamps.before_reset: unstamped and off-clock stamps are not judged)."""
+        self._reset_time = now if now is not None and now > 0 else None
+        if self._reset_time is not None:
             self._measured = [None] * len(self.arm_names)
         self.executor.reset()
         initial = self.config.initial_gripper
@@ -155,7 +155,7 @@ class BridgeCore:
         if not _finite(position, orientation) or np.linalg.norm(orientation) < 1e-6:
             self.rejections["non_finite_measured_pose"] += 1
             return False
-        if self._not_before is not None and 0 < stamp <= self._not_before:
+        if before_reset(stamp, self._reset_time):
             self.rejections["measured_before_reset"] += 1
             return False
         self._measured[i] = (np.asarray(position, float).copy(), quat.normalize(orientation))
@@ -183,10 +183,10 @@ class BridgeCore:
             if self.config.frame_id and chunk.frame_id and chunk.frame_id != self.config.frame_id:
                 raise ChunkError("wrong_frame", f"chunk {chunk.chunk_id} is in frame '{chunk.frame_id}', this "
                                                 f"bridge commands in '{self.config.frame_id}'")
-            if self._not_before is not None and chunk.obs_stamp <= self._not_before:
+            if before_reset(chunk.obs_stamp, self._reset_time):
                 raise ChunkError("observed_before_reset",
                                  f"chunk {chunk.chunk_id} was observed at {chunk.obs_stamp:.3f} s, before the "
-                                 f"reset at {self._not_before:.3f} s: refused (it answers the old scene)")
+                                 f"reset at {self._reset_time:.3f} s: refused (it answers the old scene)")
             tol = self.config.stamp_tolerance_s
             if tol > 0 and now > 0 and chunk.obs_stamp - now > tol:  # now == 0: the ROS clock has no time yet
                 raise ChunkError("stamp_ahead_of_clock",

@@ -113,6 +113,9 @@ class InferenceEngine:
         self.layout = layout or get_layout(self.config.embodiment)
         self.log = log or (lambda level, msg: None)
         self._lock = threading.Lock()
+        # Held from the epoch check to the end of on_chunk, and by reset/set_task/time_jump: a chunk is either
+        # published before a reset or task change, or discarded.
+        self._publish_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,7 +138,7 @@ class InferenceEngine:
     # ---- control --------------------------------------------------------------------------------
     def set_task(self, task: str) -> None:
         """A new instruction; a chunk still being computed for the old one is discarded."""
-        with self._lock:
+        with self._publish_lock, self._lock:
             if task.strip() != self.task:
                 self._epoch += 1
             self.task = task.strip()
@@ -150,17 +153,17 @@ class InferenceEngine:
         """A new episode: forget the running chunk and the inpainting context, discard a chunk still being
         computed, and refuse frames stamped at or before now (still in flight from the old scene); the next
         chunk starts from scratch on a frame taken after the reset."""
-        with self._lock:
+        with self._publish_lock, self._lock:
             self._epoch += 1
             self._last_chunk = None
             now = self.clock()
-            self.sync.clear(not_before=now if now > 0 else float("-inf"))  # 0: the ROS clock has no time yet
+            self.sync.clear(reset_time=now if now > 0 else None)  # 0: the ROS clock has no time yet
         self._wake.set()
 
     def time_jump(self, delta_s: float) -> None:
         """The node's jump callback: the clock jumped by `delta_s` (s). Forget everything on the old time
         line and keep producing, unless the worker already caught this jump (counted once)."""
-        with self._lock:
+        with self._publish_lock, self._lock:
             if self._jumps.reported(delta_s, self.clock()):
                 self._time_jump(delta_s)
         self._wake.set()
@@ -211,8 +214,13 @@ class InferenceEngine:
 
     def step(self) -> bool:
         """One worker iteration; True if a chunk was produced. Also usable without the thread (tests)."""
-        with self._lock:
+        with self._lock:  # one reading: the task and the epoch it belongs to
             task, enabled = self.task, self.enabled
+            now = self.clock()
+            back = self._jumps.observe(now)
+            if back is not None:
+                self._time_jump(back)
+            epoch = self._epoch
         if not task:
             self._set_state("waiting_for_task", "no task set: no inference runs (set one on the task topic "
                                                 "or the SetTask service)")
@@ -220,12 +228,6 @@ class InferenceEngine:
         if not enabled:
             self._set_state("paused", "disabled through SetEnabled: no chunks are produced")
             return False
-        with self._lock:
-            now = self.clock()
-            back = self._jumps.observe(now)
-            if back is not None:
-                self._time_jump(back)
-            epoch = self._epoch
         if not self.due(now):
             return False
         frames = self.sync.take(now)
@@ -269,18 +271,19 @@ class InferenceEngine:
             self.last_error = msg
             self._set_state("error", msg)
             return False
-        with self._lock:
-            if self._epoch != epoch:  # reset, new task or clock jump during inference (see __init__)
-                self.events["stale_chunk_discarded"] += 1
-                return False
-            self._last_chunk = chunk
-            self.last_latency_s = latency_s
-            self._latencies.append(latency_s)
-        self.chunks_produced += 1
-        self.last_error = ""
-        self._set_state("running", f"chunk {chunk.chunk_id} from observation at {frames.stamp:.3f} s, "
-                                   f"latency {self.last_latency_s * 1e3:.0f} ms")
-        self.on_chunk(chunk, pred)
+        with self._publish_lock:
+            with self._lock:
+                if self._epoch != epoch:  # reset, new task or clock jump during inference (see __init__)
+                    self.events["stale_chunk_discarded"] += 1
+                    return False
+                self._last_chunk = chunk
+                self.last_latency_s = latency_s
+                self._latencies.append(latency_s)
+            self.chunks_produced += 1
+            self.last_error = ""
+            self._set_state("running", f"chunk {chunk.chunk_id} from observation at {frames.stamp:.3f} s, "
+                                       f"latency {self.last_latency_s * 1e3:.0f} ms")
+            self.on_chunk(chunk, pred)
         return True
 
     def _run(self) -> None:

@@ -47,6 +47,18 @@ def fill_stamp(stamp, ns: int):
     return stamp
 
 
+# A stamp at most this far before a reset's time is taken as from before the reset (still in flight); one
+# further back is on another clock (a robot or camera not synchronised with the node) and cannot be judged.
+RESET_STAMP_WINDOW_S = 5.0
+
+
+def before_reset(stamp: float, reset_time: float | None) -> bool:
+    """Is a message stamped `stamp` (s; 0 = unstamped) from before the reset at `reset_time` (s on the same
+    clock; None = no reset to judge against)? Unstamped and far-older (off-clock) stamps are not judged."""
+    return (reset_time is not None and stamp > 0
+            and reset_time - RESET_STAMP_WINDOW_S < stamp <= reset_time)
+
+
 class ClockJumps:
     """Counts each jump of a clock once although two observers may see it: the node's jump callback
     (`reported`, rclpy's JumpThreshold) and the backward-step check of a loop that reads the clock

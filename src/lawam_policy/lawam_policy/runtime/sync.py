@@ -17,6 +17,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
+from .stamps import before_reset
+
 
 @dataclass
 class FrameSet:
@@ -43,6 +45,7 @@ class FrameSynchronizer:
         self._lock = threading.Lock()
         self._last_used = {c: float("-inf") for c in self.cameras}
         self._newest = {c: float("-inf") for c in self.cameras}  # kept after frames are consumed
+        self._reset_time: float | None = None  # frames stamped before it are dropped (stamps.before_reset)
         self.dropped = 0
         self.received = 0
         self.frame_interval_s = 0.0  # primary camera, 0 until two frames were seen
@@ -69,6 +72,9 @@ class FrameSynchronizer:
         with self._lock:
             buf = self._buffers[camera]
             self.received += 1
+            if before_reset(stamp, self._reset_time):
+                self.dropped += 1  # the old scene's frame, still in flight after an episode reset
+                return None
             if camera == self.cameras[0] and stamp > self._newest[camera] > float("-inf"):
                 gap = stamp - self._newest[camera]  # running estimate of the primary camera's frame period
                 self.frame_interval_s = gap if self.frame_interval_s == 0.0 else \
@@ -127,11 +133,12 @@ class FrameSynchronizer:
                     self.dropped += 1
                 buf.popleft()
 
-    def clear(self, not_before: float = float("-inf")) -> None:
-        """Forget the waiting frames; frames stamped at or before `not_before` (s) are refused from now on
-        (counted as dropped), e.g. frames of the old scene still in flight after an episode reset."""
+    def clear(self, reset_time: float | None = None) -> None:
+        """Forget the waiting frames. With `reset_time` (s, an episode reset) frames stamped before it are
+        dropped from now on: the old scene's frames still in flight (see stamps.before_reset)."""
         with self._lock:
-            self._last_used = {c: not_before for c in self.cameras}
+            self._reset_time = reset_time
+            self._last_used = {c: float("-inf") for c in self.cameras}
             for buf in self._buffers.values():
                 self.dropped += len(buf)
                 buf.clear()
