@@ -187,6 +187,7 @@ def test_franka_bridge_streams_safe_targets_and_answers_services(ctx):
     assert ctx.spin_until(lambda: not status[-1].enabled and any(r.reason == "disabled" for r in status[-1].holds))
     assert call(ctx, dis, SetEnabled.Request(enabled=True)).success
     reset = tester.create_client(Reset, "/franka_bridge/reset")
+
     def holds(reason):
         return sum(r.count for r in status[-1].holds if r.reason == reason)
 

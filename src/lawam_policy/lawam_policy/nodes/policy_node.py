@@ -344,8 +344,7 @@ class PolicyNode(Node):
         if self.engine is not None:
             self.engine.reset()
         else:  # still loading: no chunk yet, but frames of the old scene may be waiting
-            now = self.now_s()
-            self.sync.clear(reset_time=now if now > 0 else None)
+            self.sync.clear(reset_time=self.now_s())
         response.success = True
         response.message = "running chunk, inpainting context and frames up to now dropped"
         return response

@@ -117,8 +117,8 @@ class BridgeCore:
         the bridge also forgets the measured pose and starts from the first one not stamped before `now`, and
         chunks observed before `now` are refused ("observed_before_reset"): both describe the scene before the
         reset (stamps.before_reset: unstamped and off-clock stamps are not judged)."""
-        self._reset_time = now if now is not None and now > 0 else None
-        if self._reset_time is not None:
+        self._reset_time = now
+        if now is not None and now > 0:  # 0: the ROS clock has no time yet, nothing to judge stamps against
             self._measured = [None] * len(self.arm_names)
         self.executor.reset()
         initial = self.config.initial_gripper

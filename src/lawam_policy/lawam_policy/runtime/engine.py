@@ -156,8 +156,7 @@ class InferenceEngine:
         with self._publish_lock, self._lock:
             self._epoch += 1
             self._last_chunk = None
-            now = self.clock()
-            self.sync.clear(reset_time=now if now > 0 else None)  # 0: the ROS clock has no time yet
+            self.sync.clear(reset_time=self.clock())
         self._wake.set()
 
     def time_jump(self, delta_s: float) -> None:

@@ -54,8 +54,9 @@ RESET_STAMP_WINDOW_S = 5.0
 
 def before_reset(stamp: float, reset_time: float | None) -> bool:
     """Is a message stamped `stamp` (s; 0 = unstamped) from before the reset at `reset_time` (s on the same
-    clock; None = no reset to judge against)? Unstamped and far-older (off-clock) stamps are not judged."""
-    return (reset_time is not None and stamp > 0
+    clock; None, or 0 from a ROS clock that had no time yet = no reset to judge against)? Unstamped and
+    far-older (off-clock) stamps are not judged."""
+    return (reset_time is not None and reset_time > 0 and stamp > 0
             and reset_time - RESET_STAMP_WINDOW_S < stamp <= reset_time)
 
 
