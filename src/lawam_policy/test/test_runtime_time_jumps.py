@@ -193,10 +193,39 @@ def test_bridge_reset_with_a_time_starts_from_a_pose_measured_after_it():
     assert r.commands is None and r.hold_reason == "no_measured_pose"  # nothing commanded: not pulled back
     assert not core.on_chunk(chunk(100.6), 100.6)  # judged against no pose at all: refused, not started
     assert core.on_measured_pose(0, HOME, DOWN, stamp=100.52)
-    r = core.tick(100.62)
-    assert np.allclose(r.commands[0].position, HOME)
     assert core.on_chunk(chunk(100.61), 100.62)
+    r = core.tick(100.63)
+    assert np.allclose(r.commands[0].position, HOME, atol=1e-3)
     assert core.on_measured_pose(0, HOME, DOWN)  # unstamped poses (stamp 0) cannot be judged: kept
+
+
+# Regression (lawam-eval through the full system): the episode protocol resets the bridge, then the twin, then
+# the bridge again. In between, the bridge started from the old episode's pose (stamped after its first reset)
+# and held it, streaming that pose into the freshly reset twin for tens of ms: the reset arm moved about 1 cm.
+# After an episode reset the bridge now sends nothing until it accepts a chunk, and starts where the robot is
+# then; a start-up without a reset time, or one that asks for a gripper opening, still streams the hold.
+def test_bridge_sends_nothing_after_an_episode_reset_until_a_chunk_and_starts_at_the_newest_pose():
+    core, _ = bridge()
+    old = [0.3, 0.25, 0.2]
+    core.reset(now=100.0)
+    core.on_measured_pose(0, old, DOWN, stamp=100.01)  # the twin is not reset yet
+    silent = ticks(core, 100.02, 100.1)
+    assert silent and all(r.commands is None and r.hold_reason == "startup" for r in silent)
+    assert core.holds["startup"] == len(silent)
+    core.on_measured_pose(0, HOME, DOWN, stamp=100.1)  # the twin was reset: the robot stands at HOME now
+    assert not core.on_chunk(chunk(100.11, start=old), 100.12)  # judged against the newest pose: refused
+    assert core.rejections["too_far_from_measured"] == 1
+    assert all(r.commands is None for r in ticks(core, 100.12, 100.15))  # still silent after a refusal
+    assert core.on_chunk(chunk(100.15), 100.16)
+    first = ticks(core, 100.16, 100.2)
+    assert np.allclose(first[0].commands[0].position, HOME, atol=1e-3)
+    assert all(np.linalg.norm(r.commands[0].position - np.asarray(HOME)) < 0.01 for r in first)
+    for kw, reset_time in (({}, None), ({"initial_gripper": 1.0}, 100.0)):
+        streaming, _ = bridge(**kw)
+        streaming.reset(now=reset_time)
+        streaming.on_measured_pose(0, old, DOWN, stamp=100.01)
+        r = streaming.tick(100.02)
+        assert r.hold_reason == "startup" and np.allclose(r.commands[0].position, old)
 
 
 # Regression (a flaky in-process test): the engine's worker read the new time between rclpy setting it and

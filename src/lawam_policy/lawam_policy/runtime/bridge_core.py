@@ -7,6 +7,10 @@ acceleration limit brings a moving command to rest). Every hold, clamp and rejec
 Start-up: nothing is commanded until every arm's measured pose is known; the command starts there, at rest.
 After a Reset given its time (an episode reset: the robot may have been moved), the bridge starts from the
 first measured pose stamped after it, and a chunk observed before it is refused ("observed_before_reset").
+Until it accepts a chunk after such a Reset it sends no pose command at all (unless `initial_gripper` asks for
+a command): whoever reset the robot holds it there (a twin its reset pose, a robot's controller its last
+target), and the first command starts at the newest measured pose. A bridge that held a pose measured before
+the robot was reset would pull the reset robot back towards it (lawam-eval: about 1 cm per 25 ms).
 The first chunk after start (or Reset) must begin within `max_start_distance_m` / `max_start_angle_rad` of
 the measured pose, otherwise it is refused ("too_far_from_measured") and the bridge keeps holding; the first
 `startup_ramp_s` of motion run with speed limits ramping up from `startup_speed_scale`.
@@ -68,7 +72,7 @@ class ArmCommand:
 
 @dataclass
 class TickResult:
-    commands: list[ArmCommand] | None  # None: nothing may be sent yet (no measured pose)
+    commands: list[ArmCommand] | None  # None: send nothing (no measured pose yet, or silent after a Reset)
     hold_reason: str | None  # why the bridge holds this tick, None while following a chunk
     in_seam: bool  # the target is a blend of two chunks
     step_m: float  # largest position change of any arm since the last tick
@@ -118,8 +122,10 @@ class BridgeCore:
         chunks observed before `now` are refused ("observed_before_reset"): both describe the scene before the
         reset (stamps.before_reset: unstamped and off-clock stamps are not judged)."""
         self._reset_time = now
-        if now is not None and now > 0:  # 0: the ROS clock has no time yet, nothing to judge stamps against
+        episode_reset = now is not None and now > 0  # 0: the ROS clock has no time yet, nothing to judge against
+        if episode_reset:
             self._measured = [None] * len(self.arm_names)
+        self._silent = episode_reset and self.config.initial_gripper is None
         self.executor.reset()
         initial = self.config.initial_gripper
         self._safety = [ArmSafety(self.config.limits, gripper=1.0 if initial is None else initial)
@@ -193,6 +199,9 @@ class BridgeCore:
                                  f"chunk {chunk.chunk_id} is stamped {chunk.obs_stamp - now:.3f} s ahead of this "
                                  f"node's clock (tolerance {tol:g} s): refused; are the clocks synchronised?")
             first_motion = self._moving_since is None
+            if first_motion and self._silent:  # nothing commanded since the reset: start where the robot is now
+                for safety, (pos, q) in zip(self._safety, self._measured):
+                    safety.start(pos, q)
             accepted = self.executor.add_chunk(chunk, now)
             if first_motion:
                 self._check_start_distance(accepted.first_due)
@@ -205,6 +214,7 @@ class BridgeCore:
             return False
         if first_motion:
             self._moving_since = now
+        self._silent = False
         self._gripper_active = True
         self._pending_latency_stamp = chunk.obs_stamp
         return True
@@ -262,7 +272,9 @@ class BridgeCore:
                 "disabled": "motion disabled: holding",
                 "startup": "holding at the measured pose until a first chunk is accepted",
                 "non_finite": "non-finite target: holding",
-            }[hold_reason])
+            }[hold_reason] + (" (after the episode reset: sending nothing until then)" if self._silent else ""))
+            if self._silent:  # whoever reset the robot holds it (module docstring)
+                return TickResult(None, hold_reason, False, 0.0, None)
             if self._hold_target is None:
                 self._hold_target = [(s.position.copy(), s.quat.copy(), s.gripper) for s in self._safety]
             goals = self._hold_target
