@@ -30,6 +30,7 @@ setup(
             'finetune = lawam_training.finetune:main',
             'lawam-finetune = lawam_training.finetune:main',
             'lawam-sim-train = lawam_training.sim_train:main',
+            'lawam-average-checkpoints = lawam_training.average_checkpoints:main',
         ],
     },
 )
