@@ -116,7 +116,8 @@ class BridgeNode(Node):
             self.core.reset(now=self.now_s())
             self.reset_grippers()
         response.success = True
-        response.message = "bridge reset: holding, restarting from the measured pose"
+        response.message = ("bridge reset: sending nothing until a chunk is accepted, then starting from the "
+                            "newest measured pose")
         self.get_logger().info(response.message)
         return response
 
