@@ -122,10 +122,8 @@ class BridgeCore:
         chunks observed before `now` are refused ("observed_before_reset"): both describe the scene before the
         reset (stamps.before_reset: unstamped and off-clock stamps are not judged)."""
         self._reset_time = now
-        episode_reset = now is not None and now > 0  # 0: the ROS clock has no time yet, nothing to judge against
-        if episode_reset:
+        if self._episode_reset:
             self._measured = [None] * len(self.arm_names)
-        self._silent = episode_reset and self.config.initial_gripper is None
         self.executor.reset()
         initial = self.config.initial_gripper
         self._safety = [ArmSafety(self.config.limits, gripper=1.0 if initial is None else initial)
@@ -168,6 +166,16 @@ class BridgeCore:
         return True
 
     @property
+    def _episode_reset(self) -> bool:
+        """The last reset was an episode reset (given a time; 0: the ROS clock had no time yet)."""
+        return self._reset_time is not None and self._reset_time > 0
+
+    @property
+    def _silent(self) -> bool:
+        """Send nothing: after an episode reset, until a chunk is accepted (module docstring)."""
+        return self._episode_reset and self._moving_since is None and self.config.initial_gripper is None
+
+    @property
     def started(self) -> bool:
         return all(s.started for s in self._safety)
 
@@ -199,7 +207,7 @@ class BridgeCore:
                                  f"chunk {chunk.chunk_id} is stamped {chunk.obs_stamp - now:.3f} s ahead of this "
                                  f"node's clock (tolerance {tol:g} s): refused; are the clocks synchronised?")
             first_motion = self._moving_since is None
-            if first_motion and self._silent:  # nothing commanded since the reset: start where the robot is now
+            if self._silent:  # nothing commanded since the reset: start where the robot is now
                 for safety, (pos, q) in zip(self._safety, self._measured):
                     safety.start(pos, q)
             accepted = self.executor.add_chunk(chunk, now)
@@ -214,7 +222,6 @@ class BridgeCore:
             return False
         if first_motion:
             self._moving_since = now
-        self._silent = False
         self._gripper_active = True
         self._pending_latency_stamp = chunk.obs_stamp
         return True
