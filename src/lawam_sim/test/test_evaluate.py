@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 from lawam_sim.nodes import evaluate  # noqa: E402
-from lawam_sim.nodes.evaluate import UsageError, parse_args, parse_seeds, summarise  # noqa: E402
+from lawam_sim.nodes.evaluate import (UsageError, parse_args, parse_seeds, parse_selection_seeds,  # noqa: E402
+                                      summarise)
 from lawam_sim.scenes import INSTRUCTIONS  # noqa: E402
 from lawam_sim.seeds import EVAL_SEEDS  # noqa: E402
 
@@ -46,6 +47,19 @@ def test_bad_seed_lists_are_refused(text, expected):
         parse_seeds(text)
 
 
+def test_selection_seeds_are_scene_seeds_and_never_evaluation_seeds():
+    assert parse_selection_seeds("5000-5002, 7") == [5000, 5001, 5002, 7]
+    for index in (0, 13, 29):  # every evaluation seed is refused, named with its index
+        with pytest.raises(UsageError, match=f"seed {EVAL_SEEDS[index]} is an evaluation seed \\(index {index}\\)"):
+            parse_selection_seeds(f"5000,{EVAL_SEEDS[index]}")
+    with pytest.raises(UsageError, match=f"seed {EVAL_SEEDS[0]} is an evaluation seed"):
+        parse_selection_seeds(f"{EVAL_SEEDS[0] - 1}-{EVAL_SEEDS[0] + 1}")  # inside a range too
+    for text, expected in [("5000-4999", "range 5000-4999 is empty"), ("5000,5000", "seed 5000 is given twice"),
+                           ("50x", "is not a seed"), ("0-99999999", "more than 1000 seeds")]:
+        with pytest.raises(UsageError, match=expected):
+            parse_selection_seeds(text)
+
+
 def _exit2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         parse_args(argv)
@@ -60,6 +74,9 @@ def _exit2(argv, capsys):
     (["--seeds", "5-2"], "is empty"),
     (["--seeds", "0-30"], "out of range"),
     (["--seeds", "x"], "is not an index"),
+    (["--selection-seeds", "5000-5009", "--seeds", "0-3"], "not allowed with argument"),
+    (["--selection-seeds", "5000-5009", "--episodes", "4"], "not allowed with argument"),
+    (["--selection-seeds", f"{EVAL_SEEDS[3]}"], "is an evaluation seed (index 3)"),
     (["--episodes", "0"], "--episodes 0"),
     (["--task", "stack the cubes"], "not an instruction of franka_pick_place"),
 ])
@@ -69,12 +86,15 @@ def test_bad_command_lines_exit_2_with_one_line(argv, expected, capsys):
 
 
 def test_seeds_and_instructions_are_paired():
-    args, indices, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--seeds", "3,5"])
-    assert indices == [3, 5] and instructions == [RED, GREEN]
-    _, indices, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--task", GREEN.upper()])
-    assert indices == list(range(len(EVAL_SEEDS))) and instructions == [GREEN]
-    _, indices, instructions = parse_args(["--system", "franka_drawer", "--expert", "--episodes", "32"])
-    assert indices == list(range(30)) + [0, 1] and instructions == ["open the drawer"]
+    args, seeds, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--seeds", "3,5"])
+    assert seeds == [(3, EVAL_SEEDS[3]), (5, EVAL_SEEDS[5])] and instructions == [RED, GREEN]
+    _, seeds, instructions = parse_args(["--system", "franka_pick_place", "--expert", "--task", GREEN.upper()])
+    assert seeds == list(enumerate(EVAL_SEEDS)) and instructions == [GREEN]
+    _, seeds, instructions = parse_args(["--system", "franka_drawer", "--expert", "--episodes", "32"])
+    assert seeds == list(enumerate(EVAL_SEEDS)) + [(0, EVAL_SEEDS[0]), (1, EVAL_SEEDS[1])]
+    assert instructions == ["open the drawer"]
+    _, seeds, _ = parse_args(["--system", "franka_pick_place", "--expert", "--selection-seeds", "5000-5001"])
+    assert seeds == [(None, 5000), (None, 5001)]  # scene seeds as given, no evaluation index
 
 
 def _checkpoint(tmp_path, embodiment, roles):

@@ -14,6 +14,9 @@ evaluation loop itself.
 
 Seeds: ``--seeds`` takes indices into lawam_sim.seeds.EVAL_SEEDS (0..29), a comma list of N or A-B (both
 ends included), e.g. ``3,5,7``, ``0-9``, ``0-4,20``; ``--episodes N`` takes the first N (wrapping past 30).
+``--selection-seeds`` takes scene seeds themselves in the same syntax (e.g. ``5000-5029``) for choosing between
+checkpoints through the full system: model selection must never look at the evaluation seeds (issue 11), so
+an evaluation seed there is refused.
 Instructions: every instruction of the scene on every seed (paired: one seed, one layout, each instruction),
 or only ``--task``. Checkpoint: none given = the scene's shipped default (lawam_bringup.systems); a
 checkpoint for another embodiment or another ordered camera-role list than the system's is refused.
@@ -69,26 +72,54 @@ def scenes() -> dict[str, tuple[str, str, float]]:
             for scene, s in ((sc, systems.SYSTEMS[name]) for sc, name in systems.SCENE_SYSTEMS.items())}
 
 
+MAX_SELECTION_SEEDS = 1000  # two instructions each: days of sim on a laptop; also bounds a typo like 0-99999999
+
+
+def _parse_list(text: str, flag: str, what: str, hint: str, n: int | None = None,
+                max_count: int | None = None) -> list[int]:
+    """Integers from ``"3,5,7"``, ``"0-9"`` or a mix (``"0-4,20"``); ranges include both ends. `what` names one
+    item in errors ("index", "seed"), `hint` follows a syntax error; `n`: items must lie in 0..n-1; `max_count`:
+    at most that many items. Raises UsageError for bad syntax, an empty range (B < A), an item out of range, too
+    many items or a repeated item."""
+    values: list[int] = []
+    seen: set[int] = set()
+    for item in text.split(","):
+        lo, sep, hi = item.strip().partition("-")
+        if not lo.isdecimal() or (sep and not hi.isdecimal()):
+            raise UsageError(f"{flag} {text!r}: {item.strip()!r} is not {'an' if what[0] in 'aeiou' else 'a'} "
+                             f"{what} N or a range A-B ({hint})")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise UsageError(f"{flag} {text!r}: the range {a}-{b} is empty (write the smaller {what} first)")
+        if n is not None and b >= n:
+            raise UsageError(f"{flag} {text!r}: {what} {b} is out of range: the evaluation seeds are 0..{n - 1}")
+        if max_count is not None and len(values) + b - a + 1 > max_count:
+            raise UsageError(f"{flag} {text!r}: more than {max_count} {what}s")
+        for v in range(a, b + 1):
+            if v in seen:
+                raise UsageError(f"{flag} {text!r}: {what} {v} is given twice")
+            seen.add(v)
+            values.append(v)
+    return values
+
+
 def parse_seeds(text: str, n: int = len(EVAL_SEEDS)) -> list[int]:
     """Indices into EVAL_SEEDS from ``"3,5,7"``, ``"0-9"`` or a mix (``"0-4,20"``); ranges include both ends.
 
     Raises UsageError for bad syntax, an empty range (B < A), an index outside 0..n-1 or a repeated index."""
-    indices: list[int] = []
-    for item in text.split(","):
-        lo, sep, hi = item.strip().partition("-")
-        if not lo.isdecimal() or (sep and not hi.isdecimal()):
-            raise UsageError(f"--seeds {text!r}: {item.strip()!r} is not an index N or a range A-B "
-                             f"(indices into the {n} evaluation seeds, e.g. 3,5,7 or 0-9)")
-        a, b = int(lo), int(hi) if sep else int(lo)
-        if b < a:
-            raise UsageError(f"--seeds {text!r}: the range {a}-{b} is empty (write the smaller index first)")
-        if b >= n:
-            raise UsageError(f"--seeds {text!r}: index {b} is out of range: the evaluation seeds are 0..{n - 1}")
-        for i in range(a, b + 1):
-            if i in indices:
-                raise UsageError(f"--seeds {text!r}: index {i} is given twice")
-            indices.append(i)
-    return indices
+    return _parse_list(text, "--seeds", "index", f"indices into the {n} evaluation seeds, e.g. 3,5,7 or 0-9", n)
+
+
+def parse_selection_seeds(text: str) -> list[int]:
+    """Scene seeds for model selection, same syntax as parse_seeds. Raises UsageError for bad syntax, an empty
+    range, a repeated seed or an evaluation seed (EVAL_SEEDS: selection must not look at them)."""
+    seeds = _parse_list(text, "--selection-seeds", "seed", "scene seeds, e.g. 5000-5029",
+                        max_count=MAX_SELECTION_SEEDS)
+    held = [s for s in seeds if s in EVAL_SEEDS]
+    if held:
+        raise UsageError(f"--selection-seeds {text!r}: seed {held[0]} is an evaluation seed (index "
+                         f"{EVAL_SEEDS.index(held[0])}); model selection must use other seeds, e.g. 5000-5029")
+    return seeds
 
 
 def check_checkpoint(checkpoint: str, system_name: str, embodiment: str, roles: list[str]) -> None:
@@ -269,8 +300,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
-    """Arguments, the seed indices and the instructions to run. Exits 2 with one line on bad input."""
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[tuple[int | None, int]], list[str]]:
+    """Arguments, the (evaluation seed index or None, scene seed) pairs and the instructions to run. Exits 2 with
+    one line on bad input."""
     ap = _Parser(prog="lawam-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", choices=sorted(scenes()), required=True, help="the simulated scene")
     ap.add_argument("--checkpoint", default="",
@@ -278,6 +310,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--episodes", type=int, help="the first N evaluation seeds (default: all 30)")
     which.add_argument("--seeds", metavar="LIST|A-B", help="indices into the evaluation seeds: 3,5,7 or 0-9")
+    which.add_argument("--selection-seeds", metavar="LIST|A-B",
+                       help="scene seeds for model selection, never evaluation seeds: e.g. 5000-5029")
     ap.add_argument("--timeout-s", type=float, help="sim seconds per episode (default per system)")
     ap.add_argument("--task", help="run only this instruction of the scene (default: each one on every seed)")
     ap.add_argument("--attach", action="store_true", help="use an already running twin, bridge and policy")
@@ -285,13 +319,17 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
     ap.add_argument("--json", type=Path, help="write per-episode and per-instruction results here")
     args = ap.parse_args(argv)
     try:
-        if args.seeds is not None:
-            indices = parse_seeds(args.seeds)
+        if args.selection_seeds is not None:
+            seeds = [(None, s) for s in parse_selection_seeds(args.selection_seeds)]
         else:
-            n = len(EVAL_SEEDS) if args.episodes is None else args.episodes
-            if n < 1:
-                raise UsageError(f"--episodes {n}: must be at least 1")
-            indices = [i % len(EVAL_SEEDS) for i in range(n)]
+            if args.seeds is not None:
+                indices = parse_seeds(args.seeds)
+            else:
+                n = len(EVAL_SEEDS) if args.episodes is None else args.episodes
+                if n < 1:
+                    raise UsageError(f"--episodes {n}: must be at least 1")
+                indices = [i % len(EVAL_SEEDS) for i in range(n)]
+            seeds = [(i, EVAL_SEEDS[i]) for i in indices]
         known = INSTRUCTIONS[args.system]
         if args.task is None:
             instructions = list(known)
@@ -309,7 +347,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[int], list[str]]:
                 check_checkpoint(args.checkpoint, system.name, system.embodiment, system.camera_roles())
     except ValueError as e:  # UsageError, and the registry's CheckpointError
         ap.error(str(e))
-    return args, indices, instructions
+    return args, seeds, instructions
 
 
 def _spin(executor, spinning: threading.Event) -> None:
@@ -319,7 +357,7 @@ def _spin(executor, spinning: threading.Event) -> None:
 
 
 def main(argv=None) -> int:
-    args, indices, instructions = parse_args(argv)
+    args, seeds, instructions = parse_args(argv)
     twin, bridge, default_timeout = scenes()[args.system]
     timeout_s = args.timeout_s or default_timeout
     stack, log_dir = None, Path(tempfile.mkdtemp(prefix="lawam-eval-"))
@@ -343,8 +381,7 @@ def main(argv=None) -> int:
         spinner.start()
         ev = Evaluator(node, twin, None if args.expert else bridge, stack)
         ev.wait_ready()
-        for index in indices:
-            seed = EVAL_SEEDS[index]
+        for index, seed in seeds:
             for instruction in instructions:  # paired: the same layout for each instruction
                 ok, t, wall = ev.episode(seed, instruction, timeout_s)
                 results.append({"episode": len(results), "seed_index": index, "seed": seed,
@@ -392,7 +429,8 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({"system": args.system, "checkpoint": args.checkpoint,
                                          "expert": args.expert, "instructions": instructions,
                                          "interrupted": stopped,
-                                         "seeds": [EVAL_SEEDS[i] for i in indices],
+                                         "seeds": [seed for _, seed in seeds],
+                                         "evaluation_seeds": args.selection_seeds is None,
                                          "episodes": results, **summary}, indent=2))
     return status
 
