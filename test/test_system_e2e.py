@@ -76,13 +76,19 @@ def _run_system(out_dir, log_path, domain_id, give_up=None):
     try:
         # Three chunks more than the summary needs: the demo monitor is another process and may join the
         # domain a chunk or two after this observer (CI, machine loaded: it had 2 when the observer had 3).
-        seen = _observe(domain_id, lambda s: len(s["chunks"]) >= 6 and s["commands"] >= 50, timeout=300,
-                        give_up=give_up)
+        # And a bridge status that counts a chunk: it is published on a steady timer, so the newest one seen
+        # when the chunks are in may predate them (CI: 6 chunks seen, the last status still at 0).
+        seen = _observe(domain_id, lambda s: len(s["chunks"]) >= 6 and s["commands"] >= 50 and _bridge_got_chunk(s),
+                        timeout=300, give_up=give_up)
         assert proc.poll() is None, f"system exited early:\n{log_path.read_text()[-4000:]}"
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     return seen, code, log_path.read_text()
+
+
+def _bridge_got_chunk(seen) -> bool:
+    return bool(seen["status"]) and seen["status"][-1].chunks_received >= 1
 
 
 def _images_never_delivered(seen, elapsed_s) -> bool:
@@ -111,7 +117,7 @@ def test_franka_pick_place_system_runs_end_to_end(worker_domain_id, tmp_path):
     ids = [c.chunk_id for c in seen["chunks"]]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert seen["commands"] >= 50, "the bridge streamed no pose targets"
-    assert seen["status"] and seen["status"][-1].chunks_received >= 1
+    assert _bridge_got_chunk(seen), f"the bridge reported no chunk received: {seen['status'][-1:]}"
     assert code == 0, log[-4000:]
     for name in ("franka_twin", "policy_node", "franka_bridge", "demo_monitor"):
         assert f"started {name}" in log
