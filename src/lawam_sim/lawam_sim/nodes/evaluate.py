@@ -321,15 +321,13 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[tuple[int | None, in
     try:
         if args.selection_seeds is not None:
             seeds = [(None, s) for s in parse_selection_seeds(args.selection_seeds)]
+        elif args.seeds is not None:
+            seeds = [(i, EVAL_SEEDS[i]) for i in parse_seeds(args.seeds)]
         else:
-            if args.seeds is not None:
-                indices = parse_seeds(args.seeds)
-            else:
-                n = len(EVAL_SEEDS) if args.episodes is None else args.episodes
-                if n < 1:
-                    raise UsageError(f"--episodes {n}: must be at least 1")
-                indices = [i % len(EVAL_SEEDS) for i in range(n)]
-            seeds = [(i, EVAL_SEEDS[i]) for i in indices]
+            n = len(EVAL_SEEDS) if args.episodes is None else args.episodes
+            if n < 1:
+                raise UsageError(f"--episodes {n}: must be at least 1")
+            seeds = [(i % len(EVAL_SEEDS), EVAL_SEEDS[i % len(EVAL_SEEDS)]) for i in range(n)]
         known = INSTRUCTIONS[args.system]
         if args.task is None:
             instructions = list(known)
