@@ -16,11 +16,14 @@ class EpisodeResult:
 
 
 def run_expert_episode(scene, seed: int, timeout_s: float | None = None, settle_s: float = 0.5,
-                       on_step=None, instruction: str | None = None) -> EpisodeResult:
+                       on_step=None, instruction: str | None = None, on_expert=None) -> EpisodeResult:
     """Reset to ``seed`` with ``instruction`` (None: the scene's default; unknown: ValueError), drive the
-    scene with its expert until the plan ends (+ settle) or ``timeout_s`` (sim s)."""
+    scene with its expert until the plan ends (+ settle) or ``timeout_s`` (sim s). ``on_step(scene)`` runs
+    after every expert step, ``on_expert(expert)`` once with the episode's expert."""
     scene.reset(seed, instruction)
     expert = make_expert(scene)
+    if on_expert is not None:
+        on_expert(expert)
     timeout_s = timeout_s if timeout_s is not None else scene.episode_s
     steps_per_action = max(1, int(round(1.0 / (expert.control_hz * scene.dt))))
     done_at = None

@@ -5,6 +5,7 @@ import pytest
 
 from lawam_sim.episode import run_expert_episode
 from lawam_sim.scenes import INSTRUCTIONS, make_scene
+from lawam_sim.scenes.franka import TABLE_TOP
 from lawam_sim.scenes.franka_pick_place import TARGET_COLOUR
 from lawam_sim.scenes.towel_fold import FOLD_SUCCESS
 from lawam_sim.seeds import EVAL_SEEDS
@@ -62,6 +63,28 @@ def test_expert_follows_an_instruction_changed_mid_episode():
             seen["switched"] = True
     result = run_expert_episode(scene, SEEDS[1], instruction=RED, on_step=switch, timeout_s=12.0)
     assert seen and result.instruction == GREEN
+    assert result.success and result.metrics["green_cube_in_bowl"] and not result.metrics["red_cube_in_bowl"]
+
+
+def test_pick_place_expert_regrasps_after_a_missed_grasp():
+    """The named cube is moved 5 cm along the pads' closing direction once the hand has descended for the
+    planned grasp: the first close catches nothing; the expert opens, grasps again where the cube is now,
+    and still puts it in the bowl. Without the regrasp the closed hand carries nothing to the bowl."""
+    scene = make_scene("franka_pick_place")
+    moved = {}
+
+    def nudge(s):
+        tcp = s.eef_pose("arm")[0]
+        if "done" not in moved and tcp[2] < TABLE_TOP + 0.045:  # the hand has come down around the cube
+            joint = s.joint_qadr(f"{s.target_colour}_cube")
+            start = s.data.qpos[joint:joint + 3].copy()
+            s.data.qpos[joint + 1] += 0.05 if start[1] < tcp[1] else -0.05  # away from the open fingers' middle
+            moved["done"], moved["from"] = True, start
+    expert = {}
+    result = run_expert_episode(scene, SEEDS[2], instruction=GREEN, on_step=nudge, timeout_s=2 * scene.episode_s,
+                                on_expert=lambda e: expert.setdefault("e", e))
+    assert moved["done"]
+    assert expert["e"].regrasps == 1
     assert result.success and result.metrics["green_cube_in_bowl"] and not result.metrics["red_cube_in_bowl"]
 
 
