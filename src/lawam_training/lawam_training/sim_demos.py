@@ -148,9 +148,9 @@ def record_episode(scene, rig, camera, seed: int, instruction: str, fps: int, da
     noise = {arm: OUNoise(dart_sigma_m, dart_tau_s, rng) for arm in arms}
     cameras = camera_list(camera)
     frames, tick, done_at = [], 0, None
-    # Up to the evaluation's timeout (sim_rollout), not the nominal episode length: a demo in which the expert
-    # regrasps (experts.pick_place) runs longer, and is the kind of demo worth keeping.
-    while scene.time < 2.0 * scene.episode_s:
+    # Up to the closed-loop timeout, not the nominal episode length: a demo in which the expert regrasps
+    # (experts.pick_place) runs longer, and is the kind of demo worth keeping.
+    while scene.time < scene.timeout_s:
         take = tick % ticks == 0
         if take:
             images, state = [rig.render(scene.data, c) for c in cameras], state_vector(scene, arms)

@@ -56,8 +56,8 @@ def rollout(policy, scene, rig, camera, seed: int, instruction: str, control_hz:
             embodiment: str, limits: SafetyLimits | None = None, bridge_rate_hz: float = 100.0,
             timeout_s: float | None = None, policy_seed: int | None = 0, latency_s: float = 0.0,
             margin_s: float = 0.05, on_chunk=None) -> RolloutResult:
-    """One episode from `seed` with `instruction`; stops at the scene's success or `timeout_s` (default: 2x
-    the scene's nominal episode length). `camera`: the scene camera the policy sees, or an ordered sequence of
+    """One episode from `seed` with `instruction`; stops at the scene's success or `timeout_s` (default: the
+    scene's timeout_s, 2x its nominal episode length). `camera`: the scene camera the policy sees, or an ordered sequence of
     them (the policy's camera roles, primary first). `limits`: the bridge's safety limits (default:
     SafetyLimits(), the Franka bridge's; see bridge_limits). `on_chunk(now, primary image, prediction)` is
     called for every chunk requested."""
@@ -68,7 +68,7 @@ def rollout(policy, scene, rig, camera, seed: int, instruction: str, control_hz:
                                    control_rate_hz=bridge_rate_hz, limits=limits or SafetyLimits()))
     dt = 1.0 / bridge_rate_hz
     steps = max(1, int(round(dt / scene.dt)))
-    timeout_s = timeout_s if timeout_s is not None else 2.0 * scene.episode_s
+    timeout_s = timeout_s if timeout_s is not None else scene.timeout_s
     frame_period = 1.0 / control_hz
     pending: list[tuple[float, Chunk]] = []  # (arrival time, chunk)
     last_end = None

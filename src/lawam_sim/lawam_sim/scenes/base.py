@@ -44,6 +44,11 @@ class Scene:
     #: nominal episode length (s of sim time) the experts need, with margin
     episode_s: float = 10.0
 
+    @property
+    def timeout_s(self) -> float:
+        """Closed-loop timeout (s of sim time): twice the nominal episode, room for a retry after a miss."""
+        return 2.0 * self.episode_s
+
     def __init__(self, physics_hz: float = 500.0, workspace=None):
         if physics_hz < 500:
             raise ValueError(f"physics_hz={physics_hz}: the controllers need at least 500 Hz")
